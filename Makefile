@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create or reuse the
+# virtual environment and install what they need.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REF_VENV ?= .venv-tsbad
+REF_STAMP := $(REF_VENV)/.installed-tsbad-1.5
+DATA ?= ../shared/data
+OUT ?= out
+PYTEST_ARGS ?=
+
+.PHONY: install reference-env demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(REF_STAMP): scripts/reference_env.sh
+	bash scripts/reference_env.sh $(REF_VENV)
+
+reference-env: $(REF_STAMP)
+
+demo: install
+	$(BIN)/anomalygraph demo $(DATA)/NAB/data/realKnownCause/nyc_taxi.csv --out $(OUT)/demo
+
+test: install reference-env
+	ANOMALYGRAPH_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python \
+	ANOMALYGRAPH_SHARED_DATA=$(abspath $(DATA)) \
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(REF_VENV) $(OUT) .pytest_cache

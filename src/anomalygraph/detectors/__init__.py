@@ -1,0 +1,19 @@
+"""Detectors behind one contract (``fit`` / ``score`` / ``predict`` / ``save`` / ``load``) and a registry."""
+
+from anomalygraph.detectors.base import (
+    Detector,
+    DetectorConfig,
+    create_detector,
+    detector_names,
+    get_detector_class,
+    register_detector,
+)
+
+__all__ = [
+    "Detector",
+    "DetectorConfig",
+    "create_detector",
+    "detector_names",
+    "get_detector_class",
+    "register_detector",
+]

@@ -1,0 +1,1 @@
+"""Metrics, thresholds, intervals and plots: the yardstick every accuracy claim rests on."""

@@ -184,5 +184,5 @@ def _check_labels(labels: Any, length: int, name: str) -> np.ndarray:
     bad = ~np.isin(arr, (0, 1))
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"series '{name}': labels must be 0 or 1, got {arr[row]!r} at row {row}")
+        raise DataError(f"series '{name}': labels must be 0 or 1, got {arr[row]} at row {row}")
     return arr.astype(np.uint8)

@@ -62,6 +62,7 @@ def repair_values(
     source: str,
     policy: NanPolicy,
     where: Where,
+    check_constant: bool = True,
 ) -> tuple[np.ndarray, list[str]]:
     """Apply the NaN/inf policy; return float32 values and a line per repair made."""
     values = np.asarray(values, dtype=np.float64)
@@ -96,14 +97,22 @@ def repair_values(
     if not np.isfinite(out).all():
         j = int(np.nonzero(~np.isfinite(out).all(axis=0))[0][0])
         raise DataError(f"{source}: column '{channels[j]}' has values beyond float32 range")
-    constant = [ch for ch, s in zip(channels, out.std(axis=0), strict=True) if s == 0]
-    if constant:
-        shown = ", ".join(f"'{c}'" for c in constant[:5]) + (" ..." if len(constant) > 5 else "")
-        warn_data(f"{source}: {len(constant)} constant channel(s): {shown}")
+    if check_constant:
+        warn_constant_channels(out, channels, source=source)
     return out, repairs
 
 
-def parse_timestamps(raw: pd.Series, *, source: str, column: str, where: Where) -> pd.DatetimeIndex:
+def warn_constant_channels(values: np.ndarray, channels: Sequence[str], *, source: str) -> None:
+    """Constant channels are legal (one-hot command channels) but carry no signal: say which."""
+    constant = [ch for ch, s in zip(channels, values.std(axis=0), strict=True) if s == 0]
+    if constant:
+        shown = ", ".join(f"'{c}'" for c in constant[:5]) + (" ..." if len(constant) > 5 else "")
+        warn_data(f"{source}: {len(constant)} of {len(channels)} channels are constant: {shown}")
+
+
+def parse_timestamps(
+    raw: pd.Series, *, source: str, column: str, where: Where, strict: bool = True
+) -> pd.DatetimeIndex:
     """Datetimes from strings or epoch seconds; unparseable cells are errors, not NaT."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = pd.to_datetime(raw)
@@ -120,24 +129,34 @@ def parse_timestamps(raw: pd.Series, *, source: str, column: str, where: Where) 
     index = pd.DatetimeIndex(parsed)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
-    check_timestamps(index, source=source, where=where)
+    check_timestamps(index, source=source, where=where, strict=strict)
     return index
 
 
-def check_timestamps(index: pd.DatetimeIndex, *, source: str, where: Where) -> None:
-    """Reject unsorted or duplicated timestamps; warn about irregular sampling."""
+def check_timestamps(index: pd.DatetimeIndex, *, source: str, where: Where, strict: bool = True) -> None:
+    """Reject unsorted or duplicated timestamps; warn about irregular sampling.
+
+    ``strict=False`` is for benchmark files whose labels are defined in file order (NAB's
+    machine_temperature file steps back an hour): the rows stay as they are and a warning says where.
+    """
     if len(index) < 2:
         return
     steps = np.diff(index.asi8)
+    problems = []
     if (steps < 0).any():
         i = int(np.argmax(steps < 0)) + 1
-        raise DataError(
-            f"{source}: timestamps are not sorted: {index[i]} at {where(i)} comes before "
-            f"{index[i - 1]} at {where(i - 1)}; sort the file first"
+        problems.append(
+            f"timestamps are not sorted: {index[i]} at {where(i)} comes before "
+            f"{index[i - 1]} at {where(i - 1)} ({int((steps < 0).sum())} backward steps)"
         )
     if (steps == 0).any():
         i = int(np.argmax(steps == 0)) + 1
-        raise DataError(f"{source}: duplicate timestamp {index[i]} at {where(i - 1)} and {where(i)}")
+        problems.append(f"duplicate timestamp {index[i]} at {where(i - 1)} and {where(i)}")
+    if problems and strict:
+        raise DataError(f"{source}: {problems[0]}; sort the file and remove duplicates first")
+    if problems:
+        warn_data(f"{source}: {'; '.join(problems)}; rows kept in file order")
+        return
     median = np.median(steps)
     irregular = steps != median
     if irregular.any():

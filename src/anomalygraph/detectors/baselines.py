@@ -7,7 +7,11 @@ deep models. Window length defaults to the series' autocorrelation period, as in
 
 from __future__ import annotations
 
+import importlib
+import warnings
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
@@ -159,6 +163,17 @@ class SubPCADetector(_WindowedDetector):
 
 
 # -------------------------------------------------------------- matrix profile
+@cache
+def _stumpy() -> ModuleType:
+    """stumpy with numba's on-disk cache switched on: its JIT costs ~30 s per process otherwise."""
+    import stumpy
+    from stumpy import cache as stumpy_cache
+
+    for module, func in stumpy_cache.get_njit_funcs():
+        getattr(importlib.import_module(f"stumpy.{module}"), func).enable_caching()
+    return stumpy
+
+
 class MatrixProfileConfig(WindowedConfig):
     reference: Literal["self", "train"] = Field(
         "self",
@@ -188,17 +203,19 @@ class MatrixProfileDetector(_WindowedDetector):
         self.train_ = values[:, self.channels_] if self.config.reference == "train" else np.empty((0, 0), np.float32)
 
     def _score(self, values: np.ndarray) -> np.ndarray:
-        import stumpy
-
+        stumpy = _stumpy()
         assert self.window_ is not None
         m = self.window_
         profile = np.zeros(len(values) - m + 1)
         for k, channel in enumerate(self.channels_):
             series = values[:, channel].astype(np.float64)
-            if self.config.reference == "train":
-                mp = stumpy.stump(series, m, T_B=self.train_[:, k].astype(np.float64), ignore_trivial=False)
-            else:
-                mp = stumpy.stump(series, m)
+            with warnings.catch_warnings():
+                # stumpy warns when many distances are ~0 (flat stretches); that is data, not misuse.
+                warnings.filterwarnings("ignore", message="A large number of values", category=UserWarning)
+                if self.config.reference == "train":
+                    mp = stumpy.stump(series, m, T_B=self.train_[:, k].astype(np.float64), ignore_trivial=False)
+                else:
+                    mp = stumpy.stump(series, m)
             distances = mp[:, 0].astype(np.float64)
             # z-normalised distances lie in [0, 2*sqrt(m)]; a subsequence without neighbours gets the bound.
             profile += np.nan_to_num(distances, nan=2 * np.sqrt(m), posinf=2 * np.sqrt(m)) / (2 * np.sqrt(m))

@@ -22,7 +22,7 @@ import pandas as pd
 
 from anomalygraph.data.loaders.common import LoadOptions
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.data.validation import repair_values, row_where
+from anomalygraph.data.validation import repair_values, row_where, warn_constant_channels
 from anomalygraph.errors import DataError, warn_data
 
 _UCR_NAME = re.compile(r"^(?P<id>\d+)_UCR_Anomaly_(?P<name>.+)_(?P<train>\d+)_(?P<start>\d+)_(?P<end>\d+)\.txt$")
@@ -73,13 +73,17 @@ def _concat(
             continue
         if arr.shape[1] != len(channels):
             raise DataError(f"{src}: {arr.shape[1]} channels, expected {len(channels)} like its pair")
-        values, fixed = repair_values(arr, channels, source=str(src), policy=options.nan, where=row_where())
+        values, fixed = repair_values(
+            arr, channels, source=str(src), policy=options.nan, where=row_where(), check_constant=False
+        )
         parts.append(values)
         repairs += fixed
     train_end = None if train is None else len(train)
     labels = test_labels if train is None else np.concatenate([np.zeros(len(train), np.uint8), test_labels])
+    values = np.concatenate(parts)
+    warn_constant_channels(values, channels, source=f"{sources[1]} (train and test)")
     return TimeSeries(
-        values=np.concatenate(parts),
+        values=values,
         labels=labels,
         channels=channels,
         name=name,
@@ -169,7 +173,7 @@ def load_smd(path: Path, options: LoadOptions) -> TimeSeries:
     bad = ~np.isin(labels, (0, 1))
     if bad.any():
         i = int(bad.argmax())
-        raise DataError(f"{label_path}: labels must be 0 or 1, got {labels[i]!r} at line {i + 1}")
+        raise DataError(f"{label_path}: labels must be 0 or 1, got {labels[i]:g} at line {i + 1}")
     meta: dict = {"dataset": "SMD"}
     interpretation = root / "interpretation_label" / path.name
     if interpretation.is_file():

@@ -56,6 +56,7 @@ def frame_to_series(
     source: Path,
     where: Where,
     label_col: str | None = None,
+    strict_time: bool = True,
 ) -> TimeSeries:
     """Column roles from options or names, then numeric checks, NaN policy and timestamp checks."""
     src = str(source)
@@ -82,7 +83,7 @@ def frame_to_series(
     )
     timestamps = None
     if ts_col is not None:
-        timestamps = parse_timestamps(frame[ts_col], source=src, column=str(ts_col), where=where)
+        timestamps = parse_timestamps(frame[ts_col], source=src, column=str(ts_col), where=where, strict=strict_time)
     labels = None
     if label_col is not None:
         labels = _labels(frame[label_col], source=src, column=str(label_col), where=where)

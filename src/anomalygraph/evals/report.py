@@ -1,0 +1,77 @@
+"""Markdown reports of detector runs on one series: what was flagged, how, and how well."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from anomalygraph.data.series import TimeSeries
+from anomalygraph.detectors.run import DetectorRun, top_intervals
+
+
+def _when(series: TimeSeries, index: int) -> str:
+    if series.timestamps is None:
+        return f"row {index}"
+    return f"{series.timestamps[index]} (row {index})"
+
+
+def markdown_report(
+    series: TimeSeries,
+    runs: Sequence[DetectorRun],
+    *,
+    plot: Path | None = None,
+    metrics: Mapping[str, Mapping[str, float]] | None = None,
+    headline: str = "vus_pr",
+) -> str:
+    """A report a person reads top to bottom: the data, the detections, the scores against labels."""
+    s = series.summary()
+    lines = [f"# Anomaly report: {series.name}", ""]
+    lines += [
+        f"- Source: `{series.meta.get('source', 'in memory')}` (format {series.meta.get('format', 'n/a')})",
+        f"- {s.length} timestamps x {s.n_channels} channel(s)"
+        + (f", {s.start} to {s.end}, sampled every {s.sampling}" if s.start else ""),
+        f"- Training split: {'rows 0..' + str(s.train_length - 1) if s.train_length else 'none (detectors fit on the whole series, unsupervised)'}",
+    ]
+    if s.label_ratio is not None:
+        lines.append(f"- Labels: {s.n_label_events} labelled event(s), {s.label_ratio:.2%} of timestamps")
+    lines += [f"- Repair: {r}" for r in s.repairs]
+    if plot is not None:
+        lines += ["", f"![detections]({plot.name})"]
+    lines += ["", "## Detectors", "", "| detector | threshold | flagged points | intervals | fit s | score s |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        lines.append(
+            f"| {run.detector} | {run.threshold.describe()} | {run.n_flagged} | {len(run.intervals)} "
+            f"| {run.fit_seconds:.2f} | {run.score_seconds:.2f} |"
+        )
+    lines += ["", "Thresholds are computed from each detector's scores on the rows it was fitted on, never from labels."]
+    for run in runs:
+        lines += ["", f"### {run.detector}: strongest intervals", "", f"Fitted on {run.fitted_on}.", ""]
+        best = top_intervals(run.intervals)
+        if not best:
+            lines.append("No interval above the threshold.")
+            continue
+        lines += ["| start | end | length | peak at | peak score |", "|---|---|---|---|---|"]
+        for iv in best:
+            lines.append(
+                f"| {_when(series, iv.start)} | {_when(series, iv.end)} | {iv.length} "
+                f"| {_when(series, iv.peak or iv.start)} | {iv.peak_score:.4g} |"
+            )
+    if metrics:
+        names = list(next(iter(metrics.values())).keys())
+        lines += [
+            "",
+            "## Accuracy against the labels",
+            "",
+            f"Headline: {headline.upper().replace('_', '-')}. Metrics named `*point_adjusted*` are optimistic "
+            "(point adjustment credits a whole event for one hit) and are shown for comparison with papers only.",
+            "",
+            "| detector | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for det, values in metrics.items():
+            lines.append(f"| {det} | " + " | ".join(_fmt(values[n]) for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

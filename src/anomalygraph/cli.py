@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from anomalygraph.data.loaders import FORMATS, LoadOptions, load_series
@@ -35,8 +42,20 @@ app = typer.Typer(
 data_app = typer.Typer(help="Inspect and prepare time-series files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console()
-err = Console(stderr=True)
+
+def _mount() -> None:
+    """Sub-commands owned by their subpackages."""
+    from anomalygraph.data.synthetic_cli import app as synthetic_app
+    from anomalygraph.rulebank.cli import app as rulebank_app
+
+    data_app.add_typer(synthetic_app)
+    app.add_typer(rulebank_app, name="rulebank")
+
+
+_mount()
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 # ------------------------------------------------------------ shared options
 FileArg = Annotated[Path, typer.Argument(help="CSV, Parquet, NAB, SMAP/MSL .npy, SMD, UCR or TSB-AD file.", show_default=False)]
@@ -280,13 +299,103 @@ def _metrics(series: TimeSeries, runs: list[Any]) -> dict[str, dict[str, float]]
     assert test.labels is not None
     if not test.labels.any():
         return None
+    from anomalygraph.evals.bench import vus_window
     from anomalygraph.evals.metrics import all_metrics
 
-    start = series.length - test.length
+    start, window = series.length - test.length, vus_window(series)
     return {
-        r.detector: all_metrics(test.labels, r.scores[start:], threshold=r.threshold.value).summary()
+        r.detector: all_metrics(test.labels, r.scores[start:], sliding_window=window, threshold=r.threshold.value).summary()
         for r in runs
     }
+
+
+@app.command("bench")
+def bench_cmd(
+    detectors: Annotated[str, typer.Option("--detectors", help="Comma-separated detector names.")] = "iforest,matrix_profile",
+    datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated datasets: nab, smap_msl, ucr, tsb_ad_u.")] = "nab,smap_msl",
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: ANOMALYGRAPH_DATA_ROOT or ../shared/data).")] = None,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Results folder (default: results/).")] = None,
+    settings: Annotated[list[str], typer.Option("--set", help="Setting applied to every detector, key=value.")] = [],  # noqa: B006
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write one PNG per series.")] = True,
+) -> None:
+    """Run detectors on every series of the datasets: results.csv, summary.md, per-series PNGs.
+
+    Finished cells are cached under OUT/cells and skipped when the command is run again.
+
+    Example: anomalygraph bench --detectors iforest,matrix_profile --datasets nab,smap_msl --out results/
+    """
+    from anomalygraph.data.datasets import DATASETS
+    from anomalygraph.evals.bench import run_benchmark
+    from anomalygraph.settings import get_settings
+
+    names = _split_names([detectors])
+    sets = [d.strip() for d in datasets.split(",") if d.strip()]
+    unknown = [d for d in sets if d not in DATASETS]
+    if unknown or not sets:
+        raise ConfigError(f"unknown dataset(s) {unknown}; known: {', '.join(DATASETS)}")
+    config = get_settings()
+    root, output = data or config.data_root, output or config.results_dir
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True,
+    ) as progress:
+        task = progress.add_task("benchmark", total=None)
+
+        def report(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what, completed=done, total=total)
+
+        frame = run_benchmark(names, sets, data_root=root, out=output, config=_parse_sets(settings), progress=report, plots=plots)
+    ok = frame[frame["status"] == "ok"]
+    out.print((output / "summary.md").read_text())
+    out.print(f"{len(ok)} of {len(frame)} cells scored; wrote {output / 'results.csv'}, {output / 'summary.md'}"
+              + (f", plots in {output / 'plots'}" if plots else ""))
+
+
+@app.command("diagnose")
+def diagnose_cmd(
+    file: FileArg,
+    output: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, verdict.json, PNGs and checkpoints.")] = Path("out/diagnosis"),
+    detectors: Annotated[str | None, typer.Option("--detectors", help="Comma-separated detectors (default: chosen from the profile).")] = None,
+    llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Use the configured language model (ANOMALYGRAPH_LLM_*) to choose detectors and explain.")] = True,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming an interrupted run of the same file.")] = False,
+) -> None:
+    """Autonomous diagnosis: profile, choose detectors, run them in parallel, fuse, explain, report.
+
+    Every step is checkpointed in OUT/checkpoints.sqlite; running the same command again after
+    a crash resumes from the last completed step.
+
+    Example: anomalygraph diagnose ../shared/data/NAB/data/realKnownCause/nyc_taxi.csv --out out/diagnosis
+    """
+    import time
+
+    from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
+    from anomalygraph.settings import get_settings
+
+    names = _split_names([detectors]) if detectors else None
+    settings = get_settings()
+    model = None
+    if llm:
+        from anomalygraph.llm.factory import get_chat_model
+
+        with err.status("starting the language model"):
+            model = get_chat_model()
+    roots = [*settings.data_roots, file.resolve().parent]
+    context = DiagnosisContext(model=model, data_roots=roots, gpu=_has_gpu())
+    started = time.perf_counter()
+    with err.status(f"diagnosing {file.name}"):
+        verdict, resumed = run_diagnosis(str(file.resolve()), output, context, detectors=names, resume=not fresh)
+    n = len(verdict.fusion.intervals) if verdict.fusion else 0
+    out.print(f"{'resumed and ' if resumed else ''}finished in {time.perf_counter() - started:.1f}s: "
+              f"{n} interval(s), detectors {', '.join(verdict.plan.detectors)} ({verdict.plan.source})")
+    for note in verdict.notes:
+        out.print(f"note: {note}")
+    out.print(f"wrote {verdict.report_path}, {output / 'verdict.json'}, plots: {', '.join(verdict.plots)}")
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 # ------------------------------------------------------------------- entry

@@ -110,7 +110,7 @@ def write_smd(root, machine="machine-1-1", n_train=50, n_test=40, d=4, bad_label
 
 
 def test_smd_layout(tmp_path):
-    train, test, labels = write_smd(tmp_path)
+    _train, test, labels = write_smd(tmp_path)
     path = tmp_path / "test" / "machine-1-1.txt"
     assert detect_format(path) == "smd"
     series = load_series(path)

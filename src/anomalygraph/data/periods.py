@@ -15,14 +15,32 @@ _MAX_LAGS = 400
 _MAX_POINTS = 20_000
 
 
+def _next_regular(target: int) -> int:
+    """Smallest 5-smooth number (2^a 3^b 5^c) at least ``target``: statsmodels' FFT length."""
+    best = 1 << max(target - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            quotient = -(-target // p35)
+            best = min(best, p35 * (1 << (quotient - 1).bit_length()))
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def autocorrelation(x: np.ndarray, nlags: int) -> np.ndarray:
-    """Biased sample autocorrelation at lags ``0..nlags`` by FFT (statsmodels' ``acf(fft=True)``)."""
+    """Biased sample autocorrelation at lags ``0..nlags`` by FFT.
+
+    Computed the way statsmodels' ``acf(fft=True)`` computes it (complex FFT padded to a
+    5-smooth length of at least ``2n + 1``), so that round-off, which decides between
+    near-equal peaks of a flat autocorrelation, matches TSB-AD's ``find_length_rank``.
+    """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     centred = x - x.mean()
-    size = 1 << int(np.ceil(np.log2(2 * n - 1))) if n > 1 else 2
-    spectrum = np.fft.rfft(centred, n=size)
-    acov = np.fft.irfft(spectrum * np.conj(spectrum), n=size)[: nlags + 1] / n
+    spectrum = np.fft.fft(centred, n=_next_regular(2 * n + 1))
+    acov = (np.fft.ifft(spectrum * np.conjugate(spectrum))[:n] / n).real[: nlags + 1]
     if acov[0] == 0:
         return np.full(nlags + 1, np.nan)
     return acov / acov[0]
@@ -45,3 +63,26 @@ def estimate_period(x: np.ndarray) -> int:
     if best < 3 or best > 300:
         return FALLBACK_PERIOD
     return int(best + _BASE)
+
+
+def seasonal_periods(x: np.ndarray, *, top: int = 2, min_strength: float = 0.2) -> list[tuple[int, float]]:
+    """Up to ``top`` periods (lag, autocorrelation) with no cap at 300 lags, strongest first.
+
+    Unlike :func:`estimate_period` (kept equal to TSB-AD for benchmark windows), this looks up
+    to a third of the series, so a weekly cycle of half-hourly data (336) is found too.
+    """
+    x = np.asarray(x, dtype=np.float64).squeeze()[:_MAX_POINTS * 5]
+    if x.ndim != 1 or len(x) < 20 or x.std() == 0:
+        return []
+    acf = autocorrelation(x, len(x) // 3)
+    peaks = argrelextrema(acf, np.greater)[0]
+    peaks = peaks[(peaks > _BASE) & (acf[peaks] >= min_strength)]
+    found: list[tuple[int, float]] = []
+    for lag in peaks[np.argsort(-acf[peaks], kind="stable")]:
+        # a multiple of a period already found is the same cycle, not a new one
+        if any(abs(lag / p - round(lag / p)) < 0.05 for p, _ in found):
+            continue
+        found.append((int(lag), round(float(acf[lag]), 3)))
+        if len(found) == top:
+            break
+    return found

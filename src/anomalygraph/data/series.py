@@ -83,7 +83,8 @@ class TimeSeries:
         if len(self.channels) != d:
             raise DataError(f"series '{self.name}': {len(self.channels)} channel names for {d} channels")
         if self.timestamps is not None:
-            self.timestamps = pd.DatetimeIndex(self.timestamps)
+            # One resolution everywhere, so integer steps (asi8) are always nanoseconds.
+            self.timestamps = pd.DatetimeIndex(self.timestamps).as_unit("ns")
             if len(self.timestamps) != t:
                 raise DataError(
                     f"series '{self.name}': {len(self.timestamps)} timestamps for {t} values"

@@ -129,6 +129,7 @@ def parse_timestamps(
     index = pd.DatetimeIndex(parsed)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
+    index = index.as_unit("ns")
     check_timestamps(index, source=source, where=where, strict=strict)
     return index
 
@@ -141,7 +142,7 @@ def check_timestamps(index: pd.DatetimeIndex, *, source: str, where: Where, stri
     """
     if len(index) < 2:
         return
-    steps = np.diff(index.asi8)
+    steps = np.diff(index.as_unit("ns").asi8)
     problems = []
     if (steps < 0).any():
         i = int(np.argmax(steps < 0)) + 1

@@ -67,8 +67,13 @@ def run_detector(
     fit_on: FitOn = FitOn.train,
     detector: Detector | None = None,
     fitted_on: str = "a saved model",
+    threshold: Threshold | None = None,
 ) -> DetectorRun:
-    """Fit (unless a fitted ``detector`` is given), score every row, threshold, extract intervals."""
+    """Fit (unless a fitted ``detector`` is given), score every row, threshold, extract intervals.
+
+    ``threshold`` replaces the detector's own (a percentile of its training scores), for rules
+    such as POT computed from the same training scores.
+    """
     if detector is None:
         if name is None:
             raise ValueError("run_detector needs a detector name or a fitted detector")
@@ -76,14 +81,15 @@ def run_detector(
     started = time.perf_counter()
     scores = detector.score(series)
     score_seconds = time.perf_counter() - started
-    assert detector.threshold_ is not None
-    mask = scores > detector.threshold_.value
+    threshold = threshold or detector.threshold_
+    assert threshold is not None
+    mask = scores > threshold.value
     return DetectorRun(
         detector=detector.name,
         config=detector.config.model_dump(mode="json"),
         series=series.name,
         fitted_on=fitted_on,
-        threshold=detector.threshold_,
+        threshold=threshold,
         intervals=scored_intervals(mask, scores),
         n_flagged=int(mask.sum()),
         fit_seconds=detector.fit_seconds_ or 0.0,

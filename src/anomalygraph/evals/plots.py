@@ -13,12 +13,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
 
-from anomalygraph.data.series import TimeSeries  # noqa: E402
-from anomalygraph.evals.intervals import Interval, mask_to_intervals  # noqa: E402
+from anomalygraph.data.series import TimeSeries
+from anomalygraph.evals.intervals import Interval, mask_to_intervals
 
 LABEL_COLOUR = "#d62728"
 DETECTION_COLOUR = "#ff7f0e"
@@ -59,9 +59,10 @@ def plot_detection(
     )
     channels = pick_channels(view, max_channels)
     n_panels = len(channels) + len(scores)
+    height = 1.7 * n_panels + 1.0
     fig, axes = plt.subplots(
-        n_panels, 1, figsize=(13, 1.7 * n_panels + 1.0), sharex=True, squeeze=False,
-        gridspec_kw={"hspace": 0.12},
+        n_panels, 1, figsize=(13, height), sharex=True, squeeze=False,
+        gridspec_kw={"hspace": 0.12, "top": 1 - 0.75 / height, "bottom": 0.55 / height},
     )
     axes = axes[:, 0]
     label_spans = [] if view.labels is None else mask_to_intervals(view.labels)
@@ -105,9 +106,10 @@ def plot_detection(
                 handles.append(h)
                 names.append(n)
     if handles:
-        fig.legend(handles, names, loc="upper right", fontsize=8, ncol=len(names), frameon=False)
+        fig.legend(handles, names, loc="upper right", bbox_to_anchor=(0.99, 1 - 0.1 / height), fontsize=8,
+                   ncol=len(names), frameon=False)
     shown = "" if len(channels) == series.n_channels else f" ({len(channels)} of {series.n_channels} channels, most variable)"
-    fig.suptitle((title or series.name) + shown, x=0.01, ha="left", fontsize=11)
+    fig.suptitle((title or series.name) + shown, x=0.01, y=1 - 0.15 / height, ha="left", va="top", fontsize=11)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -8,6 +8,8 @@ from pathlib import Path
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors.run import DetectorRun, top_intervals
 
+REPORT_METRICS = ("vus_pr", "auc_pr", "vus_roc", "auc_roc", "range_f1", "event_f1", "affiliation_f1", "f1_point_adjusted")
+
 
 def _when(series: TimeSeries, index: int) -> str:
     if series.timestamps is None:
@@ -22,6 +24,7 @@ def markdown_report(
     plot: Path | None = None,
     metrics: Mapping[str, Mapping[str, float]] | None = None,
     headline: str = "vus_pr",
+    columns: Sequence[str] = REPORT_METRICS,
 ) -> str:
     """A report a person reads top to bottom: the data, the detections, the scores against labels."""
     s = series.summary()
@@ -57,13 +60,17 @@ def markdown_report(
                 f"| {_when(series, iv.peak or iv.start)} | {iv.peak_score:.4g} |"
             )
     if metrics:
-        names = list(next(iter(metrics.values())).keys())
+        first = next(iter(metrics.values()))
+        names = [c for c in columns if c in first]
         lines += [
             "",
             "## Accuracy against the labels",
             "",
-            f"Headline: {headline.upper().replace('_', '-')}. Metrics named `*point_adjusted*` are optimistic "
-            "(point adjustment credits a whole event for one hit) and are shown for comparison with papers only.",
+            f"Headline: {headline.upper().replace('_', '-')}, on the rows after the training split, with a VUS buffer of "
+            f"{first.get('sliding_window', 0):.0f} steps; {first.get('label_ratio', 0):.2%} of those rows are labelled "
+            "(random scores get a VUS-PR near that ratio). Threshold-free: VUS, AUC. At each detector's own threshold: "
+            "range/event/affiliation F1. `f1_point_adjusted` is optimistic (one hit credits a whole event; "
+            "its threshold is chosen with the labels) and shown for comparison with papers only.",
             "",
             "| detector | " + " | ".join(names) + " |",
             "|---|" + "---|" * len(names),

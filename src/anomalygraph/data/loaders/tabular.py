@@ -130,7 +130,8 @@ def looks_like_tsbad(path: Path) -> bool:
     if _TSBAD_NAME.match(path.name):
         return True
     try:
-        header = path.open(encoding="utf-8", errors="replace").readline().strip().split(",")
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            header = fh.readline().strip().split(",")
     except OSError:
         return False
     return len(header) >= 2 and header[-1] == "Label"

@@ -1,0 +1,89 @@
+"""Combining several detectors' scores into one track, with agreement per interval.
+
+Scores live on different scales, so each is first put in robust-z units using the rows the
+detector was fitted on (median and MAD of *training* scores, never anything labelled), then
+averaged. An interval's agreement is the share of detectors whose own thresholded intervals
+overlap it, so a report can say "3 of 4 detectors agree" rather than trust one model blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from anomalygraph.errors import DataError
+from anomalygraph.evals.intervals import intervals_to_mask, scored_intervals
+from anomalygraph.evals.thresholds import Threshold, percentile_threshold
+
+MAD_TO_SIGMA = 1.4826
+
+
+class FusedInterval(BaseModel):
+    start: int
+    end: int
+    peak: int
+    peak_score: float
+    detectors: list[str] = Field(description="detectors whose own intervals overlap this one")
+    agreement: float = Field(description="share of fused detectors that flag it")
+
+
+class FusionResult(BaseModel):
+    method: Literal["robust_z_mean", "rank_mean"]
+    detectors: list[str]
+    threshold: Threshold
+    intervals: list[FusedInterval]
+
+
+def robust_z(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``(scores - median) / (1.4826 MAD)`` with the median and MAD of ``reference``."""
+    median = float(np.median(reference))
+    mad = MAD_TO_SIGMA * float(np.median(np.abs(reference - median)))
+    scale = mad if mad > 0 else float(reference.std()) or 1.0
+    return (scores - median) / scale
+
+
+def rank_normalise(scores: np.ndarray) -> np.ndarray:
+    """Ranks scaled to (0, 1]: scale-free and robust to one detector's extreme values."""
+    from scipy.stats import rankdata
+
+    return rankdata(scores, method="average") / len(scores)
+
+
+def fuse_scores(
+    scores: Mapping[str, np.ndarray],
+    own_masks: Mapping[str, np.ndarray],
+    *,
+    fit_rows: slice,
+    method: Literal["robust_z_mean", "rank_mean"] = "robust_z_mean",
+    contamination: float = 0.01,
+) -> tuple[np.ndarray, FusionResult]:
+    """Fused scores ``[T]`` and the intervals above their train-row percentile, with agreement."""
+    if not scores:
+        raise DataError("no detector scores to fuse")
+    lengths = {len(s) for s in scores.values()}
+    if len(lengths) != 1:
+        raise DataError(f"detector scores have different lengths {sorted(lengths)}")
+    names = list(scores)
+    if method == "robust_z_mean":
+        parts = [robust_z(np.asarray(scores[n], float), np.asarray(scores[n], float)[fit_rows]) for n in names]
+    else:
+        parts = [rank_normalise(np.asarray(scores[n], float)) for n in names]
+    fused = np.mean(parts, axis=0)
+    threshold = percentile_threshold(fused[fit_rows], contamination)
+    threshold = threshold.model_copy(update={"fitted_on": "fused scores of the rows the detectors were fitted on"})
+    intervals = []
+    for iv in scored_intervals(fused > threshold.value, fused):
+        who = [n for n in names if own_masks[n][iv.start : iv.end + 1].any()]
+        intervals.append(
+            FusedInterval(start=iv.start, end=iv.end, peak=iv.peak or iv.start, peak_score=iv.peak_score or 0.0,
+                          detectors=who, agreement=len(who) / len(names))
+        )
+    intervals.sort(key=lambda iv: (-iv.agreement, -iv.peak_score))
+    return fused, FusionResult(method=method, detectors=names, threshold=threshold, intervals=intervals)
+
+
+def masks_from_intervals(intervals: Mapping[str, list[tuple[int, int]]], length: int) -> dict[str, np.ndarray]:
+    return {name: intervals_to_mask(spans, length) for name, spans in intervals.items()}

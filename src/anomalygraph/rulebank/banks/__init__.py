@@ -1,0 +1,1 @@
+"""Rule bank files shipped with the package (YAML), read with ``importlib.resources``."""

@@ -1,0 +1,221 @@
+"""The tools' logic as plain functions: (context, pydantic arguments) -> pydantic result.
+
+Kept apart from LangChain so graphs, the CLI and tests call them directly; ``registry`` wraps
+them as tools for models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import spearmanr
+
+from anomalygraph.data.series import SeriesSummary, TimeSeries
+from anomalygraph.detectors.run import DetectorRun, FitOn, fit_detector, run_detector, top_intervals
+from anomalygraph.errors import DataError
+from anomalygraph.evals.intervals import Interval, intervals_to_mask, mask_to_intervals
+from anomalygraph.evals.thresholds import Threshold, k_sigma_threshold, pot_threshold
+from anomalygraph.tools.context import ToolContext
+from anomalygraph.tools.explain import WindowExplanation, explain_window
+from anomalygraph.tools.profile import SeriesProfile, profile_series
+
+ThresholdRule = Literal["percentile", "pot", "k_sigma"]
+MAX_INTERVALS = 10
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- arguments
+class SeriesArgs(_Args):
+    path: str = Field(description="file path, relative to a data root or absolute inside one")
+
+
+class PlotArgs(SeriesArgs):
+    start: int | None = Field(None, ge=0, description="first row to show (default: 0)")
+    end: int | None = Field(None, ge=0, description="last row to show, inclusive (default: the last row)")
+    detectors: list[str] = Field(default_factory=list, description="detectors already run whose scores to add")
+
+
+class DetectArgs(SeriesArgs):
+    detector: str = Field("iforest", description="registered detector name, e.g. iforest, sub_pca, matrix_profile")
+    threshold: ThresholdRule = Field("percentile", description="how the threshold is set from training scores")
+    settings: dict[str, Any] = Field(default_factory=dict, description="detector settings, e.g. {'window': 100}")
+
+
+class CompareArgs(SeriesArgs):
+    detectors: list[str] = Field(default_factory=lambda: ["iforest", "sub_pca", "matrix_profile"], min_length=2)
+
+
+class WindowArgs(SeriesArgs):
+    start: int = Field(ge=0, description="first row of the window")
+    end: int = Field(ge=0, description="last row of the window, inclusive")
+    context: int | None = Field(None, ge=10, description="rows of context on each side (default: 5x the window)")
+
+
+class EvaluateArgs(SeriesArgs):
+    detector: str = Field("iforest", description="detector to evaluate against the file's labels")
+
+
+# ------------------------------------------------------------------ results
+class LoadedSeries(BaseModel):
+    path: str
+    summary: SeriesSummary
+
+
+class IntervalView(BaseModel):
+    start: int
+    end: int
+    start_time: str | None = None
+    end_time: str | None = None
+    peak: int | None = None
+    peak_score: float | None = None
+
+
+class DetectionVerdict(BaseModel):
+    path: str
+    detector: str
+    fitted_on: str
+    threshold: Threshold
+    n_flagged: int
+    n_intervals: int
+    top_intervals: list[IntervalView] = Field(description=f"strongest first, at most {MAX_INTERVALS}")
+    score_quantiles: dict[str, float] = Field(description="p50, p99 and max of the scores")
+
+
+class AgreedInterval(IntervalView):
+    detectors: list[str] = Field(description="detectors whose own intervals overlap this one")
+    agreement: float = Field(description="share of the compared detectors that flag it")
+
+
+class Comparison(BaseModel):
+    path: str
+    detectors: list[str]
+    flagged: dict[str, int]
+    intervals: list[AgreedInterval] = Field(description="union of all detectors' intervals, most agreed first")
+    rank_correlation: dict[str, float] = Field(description="Spearman correlation of scores per detector pair")
+
+
+class PlotResult(BaseModel):
+    path: str
+    rows: tuple[int, int]
+    channels_shown: list[str]
+
+
+class Evaluation(BaseModel):
+    path: str
+    detector: str
+    evaluated_rows: tuple[int, int]
+    metrics: dict[str, float] = Field(description="vus_pr is the headline; f1_point_adjusted is optimistic")
+
+
+# ---------------------------------------------------------------- functions
+def view(series: TimeSeries, iv: Interval | tuple[int, int]) -> IntervalView:
+    start, end = (iv.start, iv.end) if isinstance(iv, Interval) else iv
+    ts = series.timestamps
+    return IntervalView(
+        start=start, end=end,
+        start_time=None if ts is None else str(ts[start]), end_time=None if ts is None else str(ts[end]),
+        peak=getattr(iv, "peak", None), peak_score=getattr(iv, "peak_score", None),
+    )
+
+
+def load(ctx: ToolContext, args: SeriesArgs) -> LoadedSeries:
+    key, series = ctx.load(args.path)
+    return LoadedSeries(path=key, summary=series.summary())
+
+
+def profile(ctx: ToolContext, args: SeriesArgs) -> SeriesProfile:
+    return profile_series(ctx.load(args.path)[1])
+
+
+def ensure_run(ctx: ToolContext, path: str, detector: str, rule: ThresholdRule = "percentile",
+               settings: dict[str, Any] | None = None) -> tuple[str, TimeSeries, DetectorRun]:
+    """Run a detector once per (series, detector, rule); later calls reuse the result."""
+    key, series = ctx.load(path)
+    cache_key = (key, f"{detector}:{rule}:{sorted((settings or {}).items())}")
+    if cache_key not in ctx.runs:
+        fitted, fitted_on = fit_detector(series, detector, config=settings, fit_on=FitOn.train)
+        threshold = None
+        assert fitted.decision_scores_ is not None
+        if rule == "pot":
+            threshold = pot_threshold(fitted.decision_scores_)
+        elif rule == "k_sigma":
+            threshold = k_sigma_threshold(fitted.decision_scores_)
+        ctx.runs[cache_key] = run_detector(series, detector=fitted, fitted_on=fitted_on, threshold=threshold)
+        ctx.runs[(key, detector)] = ctx.runs[cache_key]
+    return key, series, ctx.runs[cache_key]
+
+
+def detect(ctx: ToolContext, args: DetectArgs) -> DetectionVerdict:
+    key, series, run = ensure_run(ctx, args.path, args.detector, args.threshold, args.settings)
+    return DetectionVerdict(
+        path=key, detector=run.detector, fitted_on=run.fitted_on, threshold=run.threshold,
+        n_flagged=run.n_flagged, n_intervals=len(run.intervals),
+        top_intervals=[view(series, iv) for iv in top_intervals(run.intervals, MAX_INTERVALS)],
+        score_quantiles={k: float(v) for k, v in zip(("p50", "p99", "max"), np.quantile(run.scores, [0.5, 0.99, 1.0]), strict=True)},
+    )
+
+
+def compare(ctx: ToolContext, args: CompareArgs) -> Comparison:
+    runs = {}
+    for name in dict.fromkeys(args.detectors):
+        key, series, runs[name] = ensure_run(ctx, args.path, name)
+    names = list(runs)
+    masks = {n: intervals_to_mask([(iv.start, iv.end) for iv in r.intervals], series.length) for n, r in runs.items()}
+    union = mask_to_intervals(np.any(list(masks.values()), axis=0))
+    agreed = []
+    for start, end in union:
+        who = [n for n in names if masks[n][start : end + 1].any()]
+        agreed.append(AgreedInterval(**view(series, (start, end)).model_dump(), detectors=who, agreement=len(who) / len(names)))
+    agreed.sort(key=lambda a: (-a.agreement, a.start))
+    correlation = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rho = spearmanr(runs[a].scores, runs[b].scores).statistic
+            correlation[f"{a}~{b}"] = round(float(np.nan_to_num(rho)), 3)
+    return Comparison(path=key, detectors=names, flagged={n: r.n_flagged for n, r in runs.items()},
+                      intervals=agreed[:MAX_INTERVALS], rank_correlation=correlation)
+
+
+def explain(ctx: ToolContext, args: WindowArgs) -> WindowExplanation:
+    return explain_window(ctx.load(args.path)[1], args.start, args.end, context=args.context)
+
+
+def plot(ctx: ToolContext, args: PlotArgs) -> PlotResult:
+    from anomalygraph.evals.plots import pick_channels, plot_detection
+
+    key, series = ctx.load(args.path)
+    start = args.start or 0
+    end = series.length - 1 if args.end is None else min(args.end, series.length - 1)
+    if start > end:
+        raise DataError(f"plot window {start}..{end} is empty")
+    runs = {}
+    for name in args.detectors:
+        if (key, name) not in ctx.runs:
+            raise DataError(f"detector '{name}' has not been run on {args.path}; call detect first")
+        runs[name] = ctx.runs[(key, name)]
+    path = plot_detection(
+        series, {n: r.scores for n, r in runs.items()}, path=ctx.plot_path(series, f"{start}_{end}"),
+        thresholds={n: r.threshold.value for n, r in runs.items()},
+        intervals={n: r.intervals for n, r in runs.items()}, window=(start, end + 1),
+    )
+    shown = [series.channels[i] for i in pick_channels(series.slice(start, end + 1), 6)]
+    return PlotResult(path=str(path), rows=(start, end), channels_shown=shown)
+
+
+def evaluate(ctx: ToolContext, args: EvaluateArgs) -> Evaluation:
+    from anomalygraph.evals.bench import vus_window
+    from anomalygraph.evals.metrics import all_metrics
+
+    key, series, run = ensure_run(ctx, args.path, args.detector)
+    test = series.test()
+    if test.labels is None or not test.labels.any():
+        raise DataError(f"{args.path} has no labelled anomaly in its evaluated rows, so accuracy is undefined")
+    offset = series.length - test.length
+    report = all_metrics(test.labels, run.scores[offset:], sliding_window=vus_window(series),
+                         threshold=run.threshold.value)
+    return Evaluation(path=key, detector=args.detector, evaluated_rows=(offset, series.length - 1), metrics=report.summary())

@@ -1,0 +1,141 @@
+"""How a window differs from its surroundings, in robust units a person can read.
+
+For each channel: the window's level against the context median (in robust sigmas), its
+largest excursion, its spread relative to the context, and a morphology guess from the rule
+bank's closed vocabulary, so agents and rule banks speak the same words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from anomalygraph.data.periods import seasonal_periods
+from anomalygraph.data.series import TimeSeries
+from anomalygraph.errors import DataError
+from anomalygraph.rulebank.schema import Morphology
+
+MAD_TO_SIGMA = 1.4826
+
+
+class ChannelDeviation(BaseModel):
+    channel: str
+    level_z: float = Field(description="(window median - context median) / context robust sigma")
+    peak_z: float = Field(description="largest |value - context median| in the window, in robust sigmas")
+    spread_ratio: float = Field(description="window std / context std")
+    morphology: Morphology | None = Field(description="closest shape in the rule-bank vocabulary, None when normal")
+
+
+class WindowExplanation(BaseModel):
+    series: str
+    start: int
+    end: int
+    start_time: str | None
+    end_time: str | None
+    context_rows: tuple[int, int]
+    deviating_channels: list[ChannelDeviation] = Field(description="channels beyond 3 robust sigmas, strongest first")
+    n_channels: int
+    labelled_fraction: float | None = Field(description="share of the window's rows labelled anomalous, when labels exist")
+    summary: str
+
+
+def _robust_scale(x: np.ndarray, floor: float) -> tuple[float, float]:
+    """Median and robust sigma of ``x``; ``floor`` keeps a flat context from making every change infinite."""
+    median = float(np.median(x))
+    scale = MAD_TO_SIGMA * float(np.median(np.abs(x - median)))
+    return median, max(scale, float(x.std()) if scale == 0 else 0.0, floor)
+
+
+def _morphology(
+    window: np.ndarray, context: np.ndarray, level_z: float, peak_z: float, spread: float, floor: float
+) -> Morphology | None:
+    if max(abs(level_z), peak_z) < 3 and spread < 2.5:
+        return None
+    median, scale = _robust_scale(context, floor)
+    z = (window - median) / scale
+    extreme = np.abs(z) > 3
+    if peak_z >= 4 and extreme.mean() <= 0.2:
+        return "spike" if z[np.argmax(np.abs(z))] > 0 else "dip"
+    if spread >= 2.5 and abs(level_z) < 3:
+        return "variance_burst"
+    if abs(level_z) >= 3:
+        halves = np.array_split(window, 2)
+        first, second = float(np.median(halves[0])), float(np.median(halves[-1]))
+        gradual = abs(second - first) / scale > 2 and abs((first - median) / scale) < abs(level_z) / 2
+        return "drift" if gradual else "level_shift"
+    return "contextual"
+
+
+def seasonal_residual(x: np.ndarray, rows: np.ndarray, reference: np.ndarray, period: int) -> np.ndarray:
+    """``x[rows]`` minus the median of ``x`` at the same phase (whole periods away) among ``reference`` rows."""
+    allowed = np.zeros(len(x), dtype=bool)
+    allowed[reference] = True
+    k = np.arange(1, len(x) // period + 1)
+    offsets = np.concatenate([-k[::-1], k]) * period
+    idx = rows[:, None] + offsets[None, :]
+    valid = (idx >= 0) & (idx < len(x))
+    idx = np.where(valid, idx, 0)
+    valid &= allowed[idx]
+    same_phase = np.where(valid, x[idx], np.nan)
+    has = valid.any(axis=1)
+    baseline = np.full(len(rows), np.nan)
+    baseline[has] = np.nanmedian(same_phase[has], axis=1)
+    return np.where(has, x[rows] - baseline, np.nan)
+
+
+def explain_window(series: TimeSeries, start: int, end: int, *, context: int | None = None, top: int = 5) -> WindowExplanation:
+    """Compare rows ``start..end`` (inclusive) with ``context`` rows on each side (default 5x the window).
+
+    A seasonal channel is compared phase by phase: each value against the median of the context
+    at the same phase of its dominant period, so a quiet night is not mistaken for a drop.
+    """
+    if not 0 <= start <= end < series.length:
+        raise DataError(f"window {start}..{end} is outside series '{series.name}' of {series.length} rows")
+    length = end - start + 1
+    reach = context if context is not None else max(5 * length, 100)
+    lo, hi = max(0, start - reach), min(series.length, end + 1 + reach)
+    ctx_idx = np.r_[lo:start, end + 1 : hi]
+    if len(ctx_idx) < 10:
+        raise DataError(f"window {start}..{end} leaves {len(ctx_idx)} context rows; at least 10 are needed")
+    deviations = []
+    # A tenth of each channel's whole-series spread: the smallest change worth calling a deviation.
+    floors = 0.1 * series.values.std(axis=0) + 1e-9
+    win_idx = np.arange(start, end + 1)
+    for j, name in enumerate(series.channels):
+        x = series.values[:, j].astype(np.float64)
+        window, ctx = x[win_idx], x[ctx_idx]
+        if length >= 3 and ctx.std() > floors[j] and window.std() <= 0.01 * ctx.std():
+            # a stuck sensor can sit at a normal level, so it is judged on the raw values first
+            deviations.append(ChannelDeviation(channel=name, level_z=0.0, peak_z=0.0, spread_ratio=round(
+                float(window.std() / ctx.std()), 4), morphology="flatline"))
+            continue
+        seasons = seasonal_periods(x[lo:hi], top=1)
+        if seasons and seasons[0][0] <= len(ctx_idx) // 2:
+            period = seasons[0][0]
+            window = seasonal_residual(x, win_idx, ctx_idx, period)
+            ctx = seasonal_residual(x, ctx_idx, ctx_idx, period)
+            window, ctx = np.nan_to_num(window, nan=0.0), ctx[np.isfinite(ctx)]
+            if len(ctx) < 10:
+                window, ctx = x[win_idx], x[ctx_idx]
+        median, scale = _robust_scale(ctx, float(floors[j]))
+        level_z = (float(np.median(window)) - median) / scale
+        peak_z = float(np.max(np.abs(window - median))) / scale
+        spread = float(window.std()) / max(float(ctx.std()), float(floors[j])) if length > 1 else 0.0
+        morph = _morphology(window, ctx, level_z, peak_z, spread, float(floors[j]))
+        if morph is not None:
+            deviations.append(ChannelDeviation(channel=name, level_z=round(level_z, 2), peak_z=round(peak_z, 2),
+                                               spread_ratio=round(spread, 2), morphology=morph))
+    deviations.sort(key=lambda d: (d.morphology != "flatline", -max(abs(d.level_z), d.peak_z)))
+    ts = series.timestamps
+    labelled = None if series.labels is None else float(series.labels[start : end + 1].mean())
+    if deviations:
+        head = ", ".join(f"{d.channel} ({d.morphology}, peak {d.peak_z:.1f} sigma)" for d in deviations[:3])
+        text = f"{len(deviations)} of {series.n_channels} channel(s) deviate from their context: {head}"
+    else:
+        text = f"no channel deviates by more than 3 robust sigmas from rows {lo}..{hi - 1}"
+    return WindowExplanation(
+        series=series.name, start=start, end=end,
+        start_time=None if ts is None else str(ts[start]), end_time=None if ts is None else str(ts[end]),
+        context_rows=(lo, hi - 1), deviating_channels=deviations[:top], n_channels=series.n_channels,
+        labelled_fraction=labelled, summary=text,
+    )

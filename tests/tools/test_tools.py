@@ -1,0 +1,129 @@
+"""Tools on real files: small pydantic results, root confinement, errors the model can read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomalygraph.errors import DataError
+from anomalygraph.tools import TOOL_NAMES, ToolContext, build_tools
+from anomalygraph.tools import analysis as A
+from anomalygraph.tools.context import resolve_in_roots
+from anomalygraph.tools.explain import explain_window
+from anomalygraph.data import TimeSeries
+
+JUMPSUP = "NAB/data/artificialWithAnomaly/art_daily_jumpsup.csv"
+
+
+@pytest.fixture
+def ctx(shared_data, tmp_path):
+    return ToolContext(data_roots=[shared_data, tmp_path], output_dir=tmp_path / "plots")
+
+
+def test_paths_stay_inside_roots(shared_data, tmp_path):
+    assert resolve_in_roots(JUMPSUP, [shared_data]) == (shared_data / JUMPSUP).resolve()
+    with pytest.raises(DataError, match="outside the configured data roots"):
+        resolve_in_roots("../../etc/passwd", [shared_data])
+    with pytest.raises(DataError, match="outside the configured data roots"):
+        resolve_in_roots("/etc/passwd", [shared_data])
+    link = tmp_path / "escape.csv"
+    link.symlink_to("/etc/hostname")
+    with pytest.raises(DataError, match="outside the configured data roots"):
+        resolve_in_roots(link, [tmp_path])
+    with pytest.raises(DataError, match="file not found under the data roots"):
+        resolve_in_roots("NAB/nothing.csv", [shared_data])
+
+
+def test_registry_builds_every_tool_with_a_schema(ctx):
+    tools = build_tools(ctx)
+    assert [t.name for t in tools] == list(TOOL_NAMES)
+    for tool in tools:
+        assert "path" in tool.args and tool.description
+
+
+def test_detect_through_langchain_returns_small_json(ctx):
+    detect = {t.name: t for t in build_tools(ctx)}["detect"]
+    out = detect.invoke({"path": JUMPSUP, "detector": "sub_pca", "threshold": "pot"})
+    assert out["detector"] == "sub_pca" and out["threshold"]["method"] == "pot"
+    assert 0 < out["n_intervals"] and len(out["top_intervals"]) <= A.MAX_INTERVALS
+    assert out["top_intervals"][0]["start_time"].startswith("2014-")
+    assert len(str(out)) < 5000  # never the raw score array
+
+
+def test_tool_errors_come_back_as_text_for_the_model(ctx):
+    detect = {t.name: t for t in build_tools(ctx)}["detect"]
+    out = detect.invoke({"path": "/etc/passwd"})
+    assert isinstance(out, str) and "outside the configured data roots" in out
+    out = detect.invoke({"path": JUMPSUP, "detector": "nope"})
+    assert "unknown detector 'nope'" in out
+
+
+def test_compare_reports_agreement(ctx):
+    result = A.compare(ctx, A.CompareArgs(path=JUMPSUP, detectors=["iforest", "sub_pca", "matrix_profile"]))
+    assert set(result.flagged) == {"iforest", "sub_pca", "matrix_profile"}
+    assert result.intervals and all(0 < iv.agreement <= 1 for iv in result.intervals)
+    assert result.intervals[0].agreement == max(iv.agreement for iv in result.intervals)
+    assert set(result.rank_correlation) == {"iforest~sub_pca", "iforest~matrix_profile", "sub_pca~matrix_profile"}
+    # runs are cached per context: the second call reuses them
+    assert len(ctx.runs) >= 3
+    again = A.compare(ctx, A.CompareArgs(path=JUMPSUP, detectors=["iforest", "sub_pca"]))
+    assert again.flagged["iforest"] == result.flagged["iforest"]
+
+
+def test_evaluate_needs_labels(ctx, tmp_path):
+    ev = A.evaluate(ctx, A.EvaluateArgs(path=JUMPSUP, detector="sub_pca"))
+    assert 0 <= ev.metrics["vus_pr"] <= 1 and "f1_point_adjusted" in ev.metrics
+    pd.DataFrame({"timestamp": pd.date_range("2024", periods=300, freq="1h"), "v": np.sin(np.arange(300))}).to_csv(tmp_path / "u.csv", index=False)
+    with pytest.raises(DataError, match="no labelled anomaly"):
+        A.evaluate(ctx, A.EvaluateArgs(path="u.csv"))
+
+
+def test_plot_writes_png_with_detector_tracks(ctx):
+    with pytest.raises(DataError, match="call detect first"):
+        A.plot(ctx, A.PlotArgs(path=JUMPSUP, detectors=["iforest"]))
+    A.detect(ctx, A.DetectArgs(path=JUMPSUP, detector="iforest"))
+    result = A.plot(ctx, A.PlotArgs(path=JUMPSUP, start=2500, end=3500, detectors=["iforest"]))
+    assert result.rows == (2500, 3500)
+    with open(result.path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_finds_season_and_level_change(ctx):
+    prof = A.profile(ctx, A.SeriesArgs(path=JUMPSUP))
+    value = prof.channels_profiled[0]
+    assert value.periods[0] == 288  # 5-minute data, daily cycle
+    assert any(2700 <= cp <= 3300 for cp in value.change_points)
+
+
+def shaped(kind: str) -> TimeSeries:
+    rng = np.random.default_rng(0)
+    x = np.sin(np.arange(1000) / 8) + 0.05 * rng.normal(size=1000)
+    other = 0.05 * rng.normal(size=1000)
+    if kind == "spike":
+        x[500] += 5
+    elif kind == "dip":
+        x[500] -= 5
+    elif kind == "level_shift":
+        x[480:540] += 6
+    elif kind == "flatline":
+        x[480:540] = x[480]
+    elif kind == "variance_burst":
+        x[480:540] += rng.normal(scale=3, size=60)
+    return TimeSeries(values=np.c_[other, x], channels=["quiet", "signal"], name=kind)
+
+
+@pytest.mark.parametrize("kind", ["spike", "dip", "level_shift", "flatline", "variance_burst"])
+def test_explain_window_names_the_shape_and_channel(kind):
+    start, end = (498, 502) if kind in {"spike", "dip"} else (480, 539)
+    out = explain_window(shaped(kind), start, end)
+    assert out.deviating_channels and out.deviating_channels[0].channel == "signal"
+    assert out.deviating_channels[0].morphology == kind
+    assert all(d.channel != "quiet" for d in out.deviating_channels)
+
+
+def test_explain_window_quiet_and_bad_ranges():
+    out = explain_window(shaped("none"), 480, 539)
+    assert out.deviating_channels == [] and "no channel deviates" in out.summary
+    with pytest.raises(DataError, match="outside series"):
+        explain_window(shaped("none"), 990, 1200)

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,llm]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,8 +25,10 @@ $(REF_STAMP): scripts/reference_env.sh
 
 reference-env: $(REF_STAMP)
 
+# The main job: the diagnosis graph on a real NAB series with the embedded model, offline.
 demo: install
-	$(BIN)/anomalygraph demo $(DATA)/NAB/data/realKnownCause/nyc_taxi.csv --out $(OUT)/demo
+	ANOMALYGRAPH_DATA_ROOTS='["$(abspath $(DATA))"]' \
+	$(BIN)/anomalygraph diagnose $(DATA)/NAB/data/realKnownCause/nyc_taxi.csv --out $(OUT)/demo --fresh
 
 test: install reference-env
 	ANOMALYGRAPH_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python \

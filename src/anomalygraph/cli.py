@@ -46,10 +46,12 @@ app.add_typer(data_app, name="data")
 def _mount() -> None:
     """Sub-commands owned by their subpackages."""
     from anomalygraph.data.synthetic_cli import app as synthetic_app
+    from anomalygraph.llm.cli import app as llm_app
     from anomalygraph.rulebank.cli import app as rulebank_app
 
     data_app.add_typer(synthetic_app)
     app.add_typer(rulebank_app, name="rulebank")
+    app.add_typer(llm_app, name="llm")
 
 
 _mount()

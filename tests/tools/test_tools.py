@@ -90,10 +90,10 @@ def test_plot_writes_png_with_detector_tracks(ctx):
 
 
 def test_profile_finds_season_and_level_change(ctx):
-    prof = A.profile(ctx, A.SeriesArgs(path=JUMPSUP))
-    value = prof.channels_profiled[0]
-    assert value.periods[0] == 288  # 5-minute data, daily cycle
-    assert any(2700 <= cp <= 3300 for cp in value.change_points)
+    assert A.profile(ctx, A.SeriesArgs(path=JUMPSUP)).channels_profiled[0].periods[0] == 288  # 5-min data, daily
+    value = A.profile(ctx, A.SeriesArgs(path="NAB/data/realKnownCause/nyc_taxi.csv")).channels_profiled[0]
+    assert value.periods == [48, 336]  # half-hourly taxi counts: daily and weekly cycles
+    assert any(9977 <= cp <= 10183 for cp in value.change_points)  # the January 2015 blizzard window
 
 
 def shaped(kind: str) -> TimeSeries:

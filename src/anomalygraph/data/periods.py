@@ -65,24 +65,28 @@ def estimate_period(x: np.ndarray) -> int:
     return int(best + _BASE)
 
 
-def seasonal_periods(x: np.ndarray, *, top: int = 2, min_strength: float = 0.2) -> list[tuple[int, float]]:
-    """Up to ``top`` periods (lag, autocorrelation) with no cap at 300 lags, strongest first.
 
-    Unlike :func:`estimate_period` (kept equal to TSB-AD for benchmark windows), this looks up
-    to a third of the series, so a weekly cycle of half-hourly data (336) is found too.
+def periods(x: np.ndarray, *, min_acf: float = 0.3, min_prominence: float = 0.2) -> list[tuple[int, float]]:
+    """The fundamental period and, when different, the strongest one, with their autocorrelation.
+
+    A lag counts when the autocorrelation peaks there at ``min_acf`` or more and has risen by
+    ``min_prominence`` from its lowest point at shorter lags, so a slowly decaying autocorrelation
+    (a trend or a level shift) does not pass for seasonality.
     """
-    x = np.asarray(x, dtype=np.float64).squeeze()[:_MAX_POINTS * 5]
-    if x.ndim != 1 or len(x) < 20 or x.std() == 0:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    nlags = min(len(x) // 3, 2000)
+    if nlags < 4 or float(np.std(x)) == 0:
         return []
-    acf = autocorrelation(x, len(x) // 3)
-    peaks = argrelextrema(acf, np.greater)[0]
-    peaks = peaks[(peaks > _BASE) & (acf[peaks] >= min_strength)]
-    found: list[tuple[int, float]] = []
-    for lag in peaks[np.argsort(-acf[peaks], kind="stable")]:
-        # a multiple of a period already found is the same cycle, not a new one
-        if any(abs(lag / p - round(lag / p)) < 0.05 for p, _ in found):
-            continue
-        found.append((int(lag), round(float(acf[lag]), 3)))
-        if len(found) == top:
-            break
+    acf = autocorrelation(x, nlags)
+    running_min = np.minimum.accumulate(acf)
+    lags = np.arange(2, nlags)
+    peaks = lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
+    good = [int(p) for p in peaks if acf[p] >= min_acf and acf[p] - running_min[p] >= min_prominence]
+    if not good:
+        return []
+    first = good[0]
+    strongest = max(good, key=lambda p: acf[p])
+    found = [(first, float(acf[first]))]
+    if strongest != first:
+        found.append((strongest, float(acf[strongest])))
     return found

@@ -53,6 +53,8 @@ class Detector(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[DetectorConfig]] = DetectorConfig
     summary: ClassVar[str] = ""
+    heavy: ClassVar[bool] = False
+    """Deep models that are slow to train without a GPU; agents only pick them when one is present."""
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         try:
@@ -229,6 +231,7 @@ _BUILTIN: dict[str, str] = {
     "matrix_profile": "anomalygraph.detectors.baselines:MatrixProfileDetector",
     "sub_pca": "anomalygraph.detectors.baselines:SubPCADetector",
     "robust_z": "anomalygraph.detectors.baselines:RobustZDetector",
+    "anomaly_transformer": "anomalygraph.detectors.anomaly_transformer:AnomalyTransformerDetector",
 }
 _REGISTERED: dict[str, type[Detector]] = {}
 

@@ -37,6 +37,11 @@ class FusionResult(BaseModel):
     intervals: list[FusedInterval]
 
 
+def agreeing(masks: Mapping[str, np.ndarray], start: int, end: int) -> list[str]:
+    """Detectors whose own 0/1 mask flags any row of ``start..end`` (inclusive)."""
+    return [name for name, mask in masks.items() if mask[start : end + 1].any()]
+
+
 def robust_z(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``(scores - median) / (1.4826 MAD)`` with the median and MAD of ``reference``."""
     median = float(np.median(reference))
@@ -76,7 +81,7 @@ def fuse_scores(
     threshold = threshold.model_copy(update={"fitted_on": "fused scores of the rows the detectors were fitted on"})
     intervals = []
     for iv in scored_intervals(fused > threshold.value, fused):
-        who = [n for n in names if own_masks[n][iv.start : iv.end + 1].any()]
+        who = agreeing({n: own_masks[n] for n in names}, iv.start, iv.end)
         intervals.append(
             FusedInterval(start=iv.start, end=iv.end, peak=iv.peak or iv.start, peak_score=iv.peak_score or 0.0,
                           detectors=who, agreement=len(who) / len(names))

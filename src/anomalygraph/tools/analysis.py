@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import spearmanr
 
 from anomalygraph.data.series import SeriesSummary, TimeSeries
+from anomalygraph.detectors.fusion import agreeing, masks_from_intervals
 from anomalygraph.detectors.run import DetectorRun, FitOn, fit_detector, run_detector, top_intervals
 from anomalygraph.errors import DataError
-from anomalygraph.evals.intervals import Interval, intervals_to_mask, mask_to_intervals
+from anomalygraph.evals.intervals import Interval, mask_to_intervals
 from anomalygraph.evals.thresholds import Threshold, k_sigma_threshold, pot_threshold
 from anomalygraph.tools.context import ToolContext
 from anomalygraph.tools.explain import WindowExplanation, explain_window
@@ -165,11 +166,11 @@ def compare(ctx: ToolContext, args: CompareArgs) -> Comparison:
     for name in dict.fromkeys(args.detectors):
         key, series, runs[name] = ensure_run(ctx, args.path, name)
     names = list(runs)
-    masks = {n: intervals_to_mask([(iv.start, iv.end) for iv in r.intervals], series.length) for n, r in runs.items()}
+    masks = masks_from_intervals({n: [(iv.start, iv.end) for iv in r.intervals] for n, r in runs.items()}, series.length)
     union = mask_to_intervals(np.any(list(masks.values()), axis=0))
     agreed = []
     for start, end in union:
-        who = [n for n in names if masks[n][start : end + 1].any()]
+        who = agreeing(masks, start, end)
         agreed.append(AgreedInterval(**view(series, (start, end)).model_dump(), detectors=who, agreement=len(who) / len(names)))
     agreed.sort(key=lambda a: (-a.agreement, a.start))
     correlation = {}

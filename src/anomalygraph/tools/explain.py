@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
-from anomalygraph.data.periods import seasonal_periods
+from anomalygraph.data.periods import periods
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.errors import DataError
 from anomalygraph.rulebank.schema import Morphology
@@ -109,7 +109,7 @@ def explain_window(series: TimeSeries, start: int, end: int, *, context: int | N
             deviations.append(ChannelDeviation(channel=name, level_z=0.0, peak_z=0.0, spread_ratio=round(
                 float(window.std() / ctx.std()), 4), morphology="flatline"))
             continue
-        seasons = seasonal_periods(x[lo:hi], top=1)
+        seasons = periods(x[lo:hi])
         if seasons and seasons[0][0] <= len(ctx_idx) // 2:
             period = seasons[0][0]
             window = seasonal_residual(x, win_idx, ctx_idx, period)

@@ -1,0 +1,1 @@
+"""LangGraph graphs: each in its own subpackage with ``state.py``, ``nodes.py`` and ``graph.py``."""

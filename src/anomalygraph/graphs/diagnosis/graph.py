@@ -1,0 +1,85 @@
+"""Wiring of the diagnosis graph, and the one function the CLI and Python callers use.
+
+profile -> choose_detectors -> (Send) run_detector x N -> fuse -> explain -> report
+
+Compiled with a SQLite checkpointer, a run is a thread: re-running the same thread after a
+crash continues from the last completed node instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from anomalygraph.graphs.diagnosis import nodes
+from anomalygraph.graphs.diagnosis.state import DiagnosisContext, DiagnosisState, DiagnosisVerdict
+
+RECURSION_LIMIT = 25
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    graph = StateGraph(DiagnosisState, context_schema=DiagnosisContext)
+    graph.add_node("profile", nodes.profile)
+    graph.add_node("choose_detectors", nodes.choose_detectors)
+    graph.add_node("run_detector", nodes.run_one)
+    graph.add_node("fuse", nodes.fuse)
+    graph.add_node("explain", nodes.explain)
+    graph.add_node("report", nodes.report)
+    graph.add_edge(START, "profile")
+    graph.add_edge("profile", "choose_detectors")
+    graph.add_conditional_edges("choose_detectors", nodes.route_detectors, ["run_detector"])
+    graph.add_edge("run_detector", "fuse")
+    graph.add_edge("fuse", "explain")
+    graph.add_edge("explain", "report")
+    graph.add_edge("report", END)
+    return graph.compile(checkpointer=checkpointer, name="diagnosis")
+
+
+def make_graph(config: RunnableConfig | None = None) -> CompiledStateGraph:
+    """Entry point for ``langgraph dev`` / LangGraph server, which brings its own checkpointer."""
+    del config
+    return build_graph()
+
+
+def thread_id(path: str, out_dir: Path, detectors: list[str] | None) -> str:
+    """One thread per input file version, output folder and detector choice."""
+    real = Path(path).resolve()
+    stamp = f"{real.stat().st_mtime_ns}:{real.stat().st_size}" if real.exists() else "missing"
+    key = f"{real}|{stamp}|{out_dir.resolve()}|{','.join(detectors or [])}"
+    return "diagnosis-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def run_diagnosis(
+    path: str,
+    out_dir: Path,
+    context: DiagnosisContext,
+    *,
+    detectors: list[str] | None = None,
+    resume: bool = True,
+) -> tuple[DiagnosisVerdict, bool]:
+    """Run (or resume) a diagnosis; returns the verdict and whether an earlier run was resumed."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(out_dir / "checkpoints.sqlite", check_same_thread=False)
+    try:
+        saver = SqliteSaver(conn)
+        graph = build_graph(saver)
+        config = {"configurable": {"thread_id": thread_id(path, out_dir, detectors)}, "recursion_limit": RECURSION_LIMIT}
+        snapshot = graph.get_state(config)
+        resumed = bool(resume and snapshot.next)
+        if snapshot.values and not snapshot.next and resume and "verdict" in snapshot.values:
+            return DiagnosisVerdict.model_validate(snapshot.values["verdict"]), True
+        if not resume:
+            saver.delete_thread(config["configurable"]["thread_id"])
+        inputs = None if resumed else {"path": path, "out_dir": str(out_dir), "requested": detectors, "notes": []}
+        final = graph.invoke(inputs, config, context=context)
+        return DiagnosisVerdict.model_validate(final["verdict"]), resumed
+    finally:
+        conn.close()

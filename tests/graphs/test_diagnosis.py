@@ -1,0 +1,174 @@
+"""Every path of the diagnosis graph with a scripted model: LLM, fallbacks, errors, crash and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomalygraph.detectors import register_detector
+from anomalygraph.detectors.baselines import RobustZDetector
+from anomalygraph.errors import DataError
+from anomalygraph.graphs.diagnosis import DiagnosisContext, nodes, run_diagnosis
+from anomalygraph.llm.errors import LLMUnavailableError
+from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
+
+FAST = ["iforest", "sub_pca", "robust_z"]
+
+
+@pytest.fixture
+def series_file(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(2000)
+    cpu = 50 + 10 * np.sin(2 * np.pi * t / 100) + rng.normal(size=t.size)
+    latency = 20 + rng.normal(size=t.size)
+    cpu[1500:1520] += 60
+    latency[1500:1520] += 30
+    path = tmp_path / "server.csv"
+    pd.DataFrame({"timestamp": pd.date_range("2024-03-01", periods=t.size, freq="1min"), "cpu": cpu, "latency": latency}).to_csv(path, index=False)
+    return path
+
+
+def context(tmp_path, model=None, **kw):
+    return DiagnosisContext(model=model, data_roots=[tmp_path], **kw)
+
+
+def test_without_model_rules_choose_and_statistics_explain(series_file, tmp_path):
+    out = tmp_path / "out"
+    verdict, resumed = run_diagnosis(str(series_file), out, context(tmp_path))
+    assert not resumed
+    assert verdict.plan.source == "rules" and "no language model" in verdict.plan.note
+    assert {"iforest", "sub_pca"} <= set(verdict.plan.detectors)
+    assert all(r.status == "ok" for r in verdict.detectors)
+    top = verdict.fusion.intervals[0]
+    assert top.start <= 1519 and top.end >= 1500  # the injected incident is the strongest interval
+    assert top.agreement == 1.0
+    assert verdict.explanations[0].source == "statistics"
+    assert "cpu" in verdict.explanations[0].statistics and "latency" in verdict.explanations[0].statistics
+    report = (out / "report.md").read_text()
+    assert "**Summary.**" in report and "![overview](overview.png)" in report
+    assert json.loads((out / "verdict.json").read_text())["plan"]["source"] == "rules"
+    for plot in verdict.plots:
+        assert Path(plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_model_plans_and_explains(series_file, tmp_path):
+    model = ScriptedChatModel(script=[
+        tool_call("DetectorPlan", {"detectors": ["sub_pca", "robust_z"], "reason": "two channels, a daily cycle"}),
+        *["CPU and latency jump together for twenty minutes, far above their usual range."] * 3,
+    ])
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path, model))
+    assert verdict.plan.source == "llm" and verdict.plan.detectors == ["sub_pca", "robust_z"]
+    assert verdict.explanations[0].source == "llm" and "CPU and latency" in verdict.explanations[0].text
+    # a text-only model gets the plot as a text rendering, not an image
+    from anomalygraph.llm.messages import TEXT_RENDERING_INTRO
+
+    explain_call = model.calls[1][-1]
+    assert isinstance(explain_call.content, str) and TEXT_RENDERING_INTRO in explain_call.content
+    iv = verdict.explanations[0].interval
+    assert f"(rows {iv.start}..{iv.end})" in explain_call.content
+
+
+def test_garbage_plan_falls_back_to_rules_after_repairs(series_file, tmp_path):
+    model = ScriptedChatModel(script=["not json at all", "still {not json", "{\"detectors\": []}", *["ok explanation text here"] * 3])
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path, model))
+    assert verdict.plan.source == "rules"
+    assert "unusable" in verdict.plan.note and "DetectorPlan" in verdict.plan.note
+    assert any("fell back to rules" in n for n in verdict.notes)
+
+
+def test_unknown_detectors_from_model_are_ignored_or_fall_back(series_file, tmp_path):
+    model = ScriptedChatModel(script=[
+        tool_call("DetectorPlan", {"detectors": ["lstm_magic"], "reason": "deep is better"}), *["fine explanation"] * 3,
+    ])
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "a", context(tmp_path, model))
+    assert verdict.plan.source == "rules" and "lstm_magic" in verdict.plan.note
+    model = ScriptedChatModel(script=[
+        tool_call("DetectorPlan", {"detectors": ["robust_z", "lstm_magic"], "reason": "mixed"}), *["fine explanation"] * 3,
+    ])
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "b", context(tmp_path, model))
+    assert verdict.plan.source == "llm" and verdict.plan.detectors == ["robust_z"] and "lstm_magic" in verdict.plan.note
+
+
+def test_deep_detectors_are_not_chosen_without_a_gpu(series_file, tmp_path):
+    model = ScriptedChatModel(script=[
+        tool_call("DetectorPlan", {"detectors": ["anomaly_transformer", "sub_pca"], "reason": "deep"}), *["fine explanation"] * 3,
+    ])
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path, model, gpu=False))
+    assert verdict.plan.detectors == ["sub_pca"] and "too slow without a GPU" in verdict.plan.note
+    menu = model.calls[0][-1].content
+    assert "anomaly_transformer" not in menu and "sub_pca" in menu
+
+
+def test_explanation_errors_fall_back_and_are_noted(series_file, tmp_path):
+    model = ScriptedChatModel(script=[LLMUnavailableError("server at http://127.0.0.1:1 refused the connection")] * 3)
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path, model), detectors=FAST)
+    assert verdict.plan.source == "user"
+    assert all(e.source == "statistics" for e in verdict.explanations)
+    assert any("refused the connection" in n for n in verdict.notes)
+
+
+class BrokenDetector(RobustZDetector):
+    name = "broken_for_test"
+
+    def _fit(self, values, labels):
+        raise DataError("broken_for_test cannot fit this series")
+
+
+register_detector(BrokenDetector)
+
+
+def test_a_failing_detector_does_not_stop_the_others(series_file, tmp_path):
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path), detectors=["broken_for_test", "sub_pca"])
+    status = {r.detector: r.status for r in verdict.detectors}
+    assert status == {"broken_for_test": "error", "sub_pca": "ok"}
+    assert verdict.fusion is not None and verdict.fusion.detectors == ["sub_pca"]
+    assert "cannot fit" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_unknown_requested_detector_is_an_error(series_file, tmp_path):
+    with pytest.raises(Exception, match="unknown detector"):
+        run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path), detectors=["nope"])
+
+
+def test_file_outside_roots_is_refused(series_file, tmp_path):
+    with pytest.raises(Exception, match="outside the configured data roots"):
+        run_diagnosis(str(series_file), tmp_path / "out", DiagnosisContext(data_roots=[tmp_path / "elsewhere"]))
+
+
+def test_crash_then_resume_from_last_completed_node(series_file, tmp_path, monkeypatch):
+    calls = {"profile": 0, "choose": 0, "fuse": 0}
+    real_profile, real_choose, real_fuse = nodes.profile, nodes.choose_detectors, nodes.fuse
+
+    def counting(name, real):
+        def wrapper(state, runtime):
+            calls[name] += 1
+            return real(state, runtime)
+        return wrapper
+
+    def crashing_fuse(state, runtime):
+        calls["fuse"] += 1
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(nodes, "profile", counting("profile", real_profile))
+    monkeypatch.setattr(nodes, "choose_detectors", counting("choose", real_choose))
+    monkeypatch.setattr(nodes, "fuse", crashing_fuse)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_diagnosis(str(series_file), out, context(tmp_path), detectors=FAST)
+    assert calls == {"profile": 1, "choose": 1, "fuse": 1}
+    assert not (out / "report.md").exists()
+
+    monkeypatch.setattr(nodes, "fuse", counting("fuse", real_fuse))
+    verdict, resumed = run_diagnosis(str(series_file), out, context(tmp_path), detectors=FAST)
+    assert resumed
+    assert calls == {"profile": 1, "choose": 1, "fuse": 2}  # only the failed node and those after it ran
+    assert len(verdict.detectors) == 3 and (out / "report.md").exists()
+
+    again, resumed_again = run_diagnosis(str(series_file), out, context(tmp_path), detectors=FAST)
+    assert resumed_again and again == verdict and calls["fuse"] == 2  # a finished run is not repeated
+    _fresh, resumed_fresh = run_diagnosis(str(series_file), out, context(tmp_path), detectors=FAST, resume=False)
+    assert not resumed_fresh and calls["profile"] == 2

@@ -66,10 +66,10 @@ def test_model_plans_and_explains(series_file, tmp_path):
     # a text-only model gets the plot as a text rendering, not an image
     from anomalygraph.llm.messages import TEXT_RENDERING_INTRO
 
-    explain_call = model.calls[1][-1]
-    assert isinstance(explain_call.content, str) and TEXT_RENDERING_INTRO in explain_call.content
+    data, question = model.calls[1][-2:]
+    assert isinstance(data.content, str) and TEXT_RENDERING_INTRO in data.content
     iv = verdict.explanations[0].interval
-    assert f"(rows {iv.start}..{iv.end})" in explain_call.content
+    assert f"(rows {iv.start}..{iv.end})" in question.content and "three short sentences" in question.content
 
 
 def test_garbage_plan_falls_back_to_rules_after_repairs(series_file, tmp_path):

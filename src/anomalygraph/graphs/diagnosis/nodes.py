@@ -7,11 +7,13 @@ missing, slow or answers garbage; the report says which path was taken.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
@@ -232,25 +234,34 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
 
     caps = capabilities_of(ctx.model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
     prompt = load_prompt(PROMPT_EXPLAIN).render(
-        series=series.name, start=expl.start_time or f"row {iv.start}", end=expl.end_time or f"row {iv.end}",
+        series=series.name, channels=", ".join(series.channels[:20]), start=expl.start_time or f"row {iv.start}", end=expl.end_time or f"row {iv.end}",
         start_row=iv.start, end_row=iv.end, detectors=", ".join(iv.detectors) or "none on their own",
         agreement=iv.agreement, peak=iv.peak_score, statistics=stats,
     )
     view = series.slice(*window)
     local = [(iv.start - window[0], iv.end - window[0])]
     try:
-        reply = ctx.model.invoke([plot_message(prompt, capabilities=caps, image=plot_path, series=view, intervals=local)])
+        # The data first, the question last: small models answer the last thing they read.
+        data = plot_message(f"The series {series.name} around the interval (rows {window[0]}..{window[1] - 1}).",
+                            capabilities=caps, image=plot_path, series=view, intervals=local)
+        reply = ctx.model.invoke([data, HumanMessage(content=prompt)])
     except AnomalyGraphError as exc:  # the client turns transport failures into LLMError
         notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: {exc}")
         return fallback, "statistics"
     text = reply.content if isinstance(reply.content, str) else " ".join(
         p.get("text", "") for p in reply.content if isinstance(p, dict)
     )
-    text = " ".join(text.split())
+    text = _first_sentences(" ".join(text.split()).replace("**", ""), 3)
     if len(text) < 10:
         notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: the model's answer was empty")
         return fallback, "statistics"
     return text[:MAX_EXPLANATION_CHARS], "llm"
+
+
+def _first_sentences(text: str, n: int) -> str:
+    """Small models run on; the prompt asks for three sentences and this holds them to it."""
+    parts = re.split(r"(?<=[.!?])\s+", text)
+    return " ".join(parts[:n])
 
 
 # ------------------------------------------------------------------- report

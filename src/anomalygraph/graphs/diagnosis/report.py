@@ -19,6 +19,9 @@ from anomalygraph.graphs.diagnosis.state import (
 from anomalygraph.prompts import load_prompt
 
 
+ORIGIN = {"llm": "The model's reading of the statistics below", "statistics": "From the statistics alone"}
+
+
 def _when(series: TimeSeries, row: int) -> str:
     return f"row {row}" if series.timestamps is None else f"{series.timestamps[row]}"
 
@@ -63,7 +66,9 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
         lines.append(
             f"**Summary.** {n} anomalous interval(s) after fusing {len(v.fusion.detectors) if v.fusion else 0} detectors. "
             f"The strongest, {top.start_time or 'row ' + str(top.interval.start)} to "
-            f"{top.end_time or 'row ' + str(top.interval.end)}, is flagged by {len(top.interval.detectors)} detector(s): {top.text}"
+            f"{top.end_time or 'row ' + str(top.interval.end)}, is flagged by {len(top.interval.detectors)} detector(s). "
+            f"Measured: {top.statistics.splitlines()[0]}"
+            + (f" Model's reading: {top.text}" if top.source == "llm" else "")
         )
     else:
         lines.append("**Summary.** No interval rose above the fused threshold.")
@@ -95,7 +100,7 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
                          f"{iv.agreement:.0%} | {', '.join(iv.detectors) or '-'} |")
     for k, e in enumerate(v.explanations, start=1):
         lines += ["", f"### Interval {k}: {e.start_time or e.interval.start} .. {e.end_time or e.interval.end}", "",
-                  f"{e.text}", "", f"_Explanation from {'the model' if e.source == 'llm' else 'statistics only'}._", "",
+                  f"{e.text}", "", f"_{ORIGIN[e.source]}._", "",
                   "```", e.statistics, "```", "", f"![interval {k}]({Path(e.plot_path).name})"]
     if v.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in v.notes]

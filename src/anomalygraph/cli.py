@@ -45,6 +45,7 @@ app.add_typer(data_app, name="data")
 
 def _mount() -> None:
     """Sub-commands owned by their subpackages."""
+    from anomalygraph.agents.chat_cli import chat
     from anomalygraph.data.synthetic_cli import app as synthetic_app
     from anomalygraph.llm.cli import app as llm_app
     from anomalygraph.rulebank.cli import app as rulebank_app
@@ -52,6 +53,7 @@ def _mount() -> None:
     data_app.add_typer(synthetic_app)
     app.add_typer(rulebank_app, name="rulebank")
     app.add_typer(llm_app, name="llm")
+    app.command("chat")(chat)
 
 
 _mount()

@@ -266,8 +266,11 @@ def _rules_table(rules: list, title: str) -> Table:
     for col in ("rule", "shape", "channels", "duration", "critique"):
         table.add_column(col)
     for r in rules:
+        critique = r.critique or ""
+        if len(critique) > 140:
+            critique = critique[:137] + "..."
         table.add_row(f"[bold]{r.id}[/]\n{r.fault}", r.morphology if r.morphology == r.operator else f"{r.morphology} ({r.operator})",
-                      r.channels, r.duration, r.critique or "")
+                      r.channels, r.duration, critique)
     return table
 
 

@@ -5,6 +5,13 @@ What the method is worth, so nobody trusts it blindly: the paper reports point-a
 the F1 collapses (MSL 0.93 -> 0.02 in the reference repository's issues), and on the TSB-AD
 benchmark the model ranks last by VUS-PR (0.12 on both the univariate and multivariate sets,
 where IForest gets 0.30 / 0.20). Use it as one voice among several.
+
+Scores per timestamp: the criterion is computed for every position of every window (stride 1)
+and mapped back with the shared windowing (mean over the windows covering a timestamp). TSB-AD
+keeps only each window's last position, where the softmax weight of the criterion often
+underflows to exactly 0 in float32 (every score is 0.0 on SMAP A-4 and NAB ec2_cpu_24ae8d), and
+its scores sit early in time: window i's score lands on timestamp i instead of i + L - 1 for
+multivariate input, and about L / 2 steps early for univariate input.
 """
 
 from __future__ import annotations

@@ -256,7 +256,7 @@ def score_series(
     """One criterion value per timestamp: per-step window scores averaged back by the shared windowing."""
     model.eval()
     window = config.window
-    starts_np = window_starts(len(series), window, config.effective_score_stride)
+    starts_np = window_starts(len(series), window, config.score_stride)
     starts = torch.as_tensor(starts_np, device=device)
     parts = []
     for batch_starts in starts.split(config.batch_size):

@@ -134,7 +134,7 @@ def test_file_outside_the_data_roots_is_refused_and_the_answer_says_so(tmp_path)
     model, ctx = make(tmp_path / "sandbox", [step("load_series"), step("load_series"), step("answer"), "I may not read that file."])
     (tmp_path / "sandbox").mkdir()
     turn = run(ctx, "Load ../../etc/passwd.csv")
-    assert [c.outcome for c in turn.calls] == ["tool_error", "tool_error"]  # a failed call is not a duplicate
+    assert [c.outcome for c in turn.calls] == ["tool_error", "duplicate"]  # the same refusal is not asked for twice
     assert "outside the configured data roots" in turn.calls[0].error
     # one failure does not ground an answer; two let the model report the failure, without guessing
     assert "answer" not in tools_schema(model, 1)[1]["properties"]["action"]["enum"]
@@ -187,6 +187,20 @@ def test_a_tool_that_succeeded_is_not_offered_again_in_the_turn(series_file, tmp
     assert model.calls[2][-1].content.index("- answer:") < model.calls[2][-1].content.index("- load_series:")
 
 
+def test_a_failed_call_repeated_identically_is_not_run_again(series_file, tmp_path):
+    bad = {"path": series_file.name, "start": 9000, "end": 9010}
+    _model, ctx = make(tmp_path, [tool_call("explain_window", bad), tool_call("explain_window", bad), "No such rows."], caps=NATIVE)
+    turn = run(ctx, "Explain rows 9000..9010")
+    assert [c.outcome for c in turn.calls] == ["tool_error", "duplicate"]
+
+
+def test_context_overflow_in_plan_falls_back_to_answering(series_file, tmp_path):
+    overflow = LLMContextLengthError("the prompt does not fit")
+    _model, ctx = make(tmp_path, [overflow, overflow, overflow, "I could not plan; the conversation is too long."])
+    turn = run(ctx, "Anything about it?", file=str(series_file))
+    assert turn.answer.startswith("I could not plan") and any("plan step" in n for n in turn.notes)
+
+
 def test_duplicate_call_is_not_run_again(series_file, tmp_path, monkeypatch):
     from anomalygraph.tools import analysis
 
@@ -194,7 +208,7 @@ def test_duplicate_call_is_not_run_again(series_file, tmp_path, monkeypatch):
     real = analysis.ensure_run
     monkeypatch.setattr(analysis, "ensure_run", lambda *a, **k: runs.append(a) or real(*a, **k))
     again = {"path": series_file.name, "detector": "robust_z"}
-    model, ctx = make(tmp_path, [tool_call("detect", again), tool_call("detect", again), "robust_z: rows 1200..1209."], caps=NATIVE)
+    _model, ctx = make(tmp_path, [tool_call("detect", again), tool_call("detect", again), "robust_z: rows 1200..1209."], caps=NATIVE)
     turn = run(ctx, "Detect")
     assert [c.outcome for c in turn.calls] == ["ok", "duplicate"]
     assert len(runs) == 1 and "already called" in turn.calls[1].error

@@ -176,7 +176,7 @@ def plan(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any
     try:
         choice = _invoke_fitting(ctx, state, "text", [HumanMessage(content=instruction)],
                                  lambda convo: structured(model, schema, convo))
-    except StructuredOutputError as exc:
+    except (StructuredOutputError, LLMContextLengthError) as exc:
         return {"next_action": ANSWER, "notes": [f"the plan step gave no usable next action ({exc}); answering from the results so far"]}
     return {"next_action": choice.action}
 
@@ -278,7 +278,10 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
         args = _invoke_fitting(ctx, state, "text", [HumanMessage(content=instruction)],
                                lambda convo: structured(model, schema, convo))
     except StructuredOutputError as exc:
-        bad = invalid_tool_call(name=name, args=exc.last_output or "", id=call_id, error=exc.last_error)
+        bad = invalid_tool_call(name=name, args=cut(exc.last_output or "", 500), id=call_id, error=cut(exc.last_error, 500))
+        return {"messages": [AIMessage(content="", invalid_tool_calls=[bad])]}
+    except LLMContextLengthError as exc:
+        bad = invalid_tool_call(name=name, args="", id=call_id, error=f"the arguments did not fit the model's context: {exc}")
         return {"messages": [AIMessage(content="", invalid_tool_calls=[bad])]}
     call = {"name": name, "args": {**bound, **args.model_dump(mode="json", exclude_unset=True)}, "id": call_id, "type": "tool_call"}
     return {"messages": [AIMessage(content="", tool_calls=[call])]}
@@ -364,8 +367,8 @@ def _run_call(ctx: AnalystContext, state: AnalystState, call: _Call, done: set[t
             key = _canonical(call.name, parsed) if parsed is not None else (call.name, json.dumps(args, sort_keys=True, default=str))
             if key in done:
                 outcome, error = "duplicate", (
-                    f"{call.name} was already called with these arguments for this question; its result is above. "
-                    "Use it, call something else, or answer."
+                    f"{call.name} was already called with these arguments for this question; its result (or error) "
+                    "is above. Use it, call something else, or answer."
                 )
             else:
                 with warnings.catch_warnings(record=True) as seen:
@@ -381,7 +384,7 @@ def _run_call(ctx: AnalystContext, state: AnalystState, call: _Call, done: set[t
                     result = None
                 else:
                     outcome, error = "ok", None
-                    done.add(key)
+                done.add(key)
     seconds = round(time.perf_counter() - started, 3)
     plot = None
     if outcome == "ok" and isinstance(result, dict) and str(result.get("path", "")).endswith(".png"):
@@ -410,7 +413,8 @@ def tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, An
     used = steps_used(messages)
     done = set()
     for m in messages[turn_start(messages):]:
-        if isinstance(m, ToolMessage) and isinstance(m.artifact, dict) and m.artifact.get("outcome") == "ok":
+        # tools are deterministic: a call that ran (and succeeded or was refused) would give the same again
+        if isinstance(m, ToolMessage) and isinstance(m.artifact, dict) and m.artifact.get("outcome") in ("ok", "tool_error"):
             tool = ctx.tool(m.name or "")
             args = m.artifact.get("args") or {}
             try:

@@ -67,7 +67,6 @@ def test_guided_turn_plans_forces_the_call_and_answers_from_its_result(series_fi
     model, ctx = make(tmp_path, [
         step("detect"),
         tool_call("detect", {"detector": "robust_z"}),
-        step("answer"),
         "The strongest interval starts at row 1200.",
     ])
     turn = run(ctx, "Where is the strongest anomaly?", file=str(series_file))
@@ -80,9 +79,10 @@ def test_guided_turn_plans_forces_the_call_and_answers_from_its_result(series_fi
     choice, params = tools_schema(model, 1)
     assert choice == "detect" and "path" not in params["properties"] and "detector" in params["properties"]
     assert "settings" not in params["properties"]  # free-form settings stay at their defaults in guided mode
-    # the answer call binds no tools, and sees the result as text (llama.cpp drops tool messages)
-    assert "tools" not in model.bound[3]
-    seen = model.calls[3]
+    # one successful call answers in guided mode (no third plan step); the answer call binds no
+    # tools, and sees the result as text (llama.cpp drops tool messages)
+    assert len(model.calls) == 3 and "tools" not in model.bound[2]
+    seen = model.calls[2]
     assert not any(isinstance(m, ToolMessage) for m in seen)
     result = next(m.content for m in seen if isinstance(m, HumanMessage) and m.content.startswith(f"Tool result of detect(path={series_file}, detector=robust_z)"))
     assert "top_intervals" in result
@@ -90,20 +90,29 @@ def test_guided_turn_plans_forces_the_call_and_answers_from_its_result(series_fi
 
 
 def test_a_tool_whose_only_argument_is_the_file_needs_no_model_call(series_file, tmp_path):
-    model, ctx = make(tmp_path, [step("load_series"), step("answer"), "It has 1500 rows."])
+    model, ctx = make(tmp_path, [step("load_series"), "It has 1500 rows."])
     turn = run(ctx, "How long is it?", file=str(series_file))
     assert [c.outcome for c in turn.calls] == ["ok"] and turn.answer == "It has 1500 rows."
-    assert len(model.calls) == 3  # plan, plan, respond: no act call
+    assert len(model.calls) == 2  # plan, respond: no act call
 
 
 def test_question_naming_a_file_must_call_a_tool_before_answering(series_file, tmp_path):
-    model, ctx = make(tmp_path, [step("load_series"), step("answer"), "1500 rows."])
+    model, ctx = make(tmp_path, [step("load_series"), step("answer"), "1500 rows."], tools_per_turn=2)
     run(ctx, f"How many rows does {series_file.name} have?")
     first = tools_schema(model, 0)[1]["properties"]["action"]["enum"]
     assert "answer" not in first and "load_series" in first
     assert "answer" in tools_schema(model, 1)[1]["properties"]["action"]["enum"]
     # the path named in the question is the one bound to the call
     assert subject_file({"messages": [HumanMessage(f"Is {series_file.name} ok?")], "file": "other.csv"}) == series_file.name
+
+
+def test_guided_answers_after_one_result_and_native_after_the_budget(tmp_path):
+    _, guided = make(tmp_path, [])
+    _, native = make(tmp_path, [], caps=NATIVE, max_steps=5)
+    _, chosen = make(tmp_path, [], tools_per_turn=3)
+    assert (guided.answer_after(), native.answer_after(), chosen.answer_after()) == (1, 5, 3)
+    with pytest.raises(ConfigError, match="tools_per_turn"):
+        AnalystContext(tools_per_turn=0)
 
 
 def test_a_general_question_may_be_answered_without_tools(tmp_path):
@@ -119,7 +128,6 @@ def test_tool_error_goes_back_to_the_model_which_corrects_the_call(series_file, 
         tool_call("explain_window", {"start": 5000, "end": 5010}),
         step("explain_window"),
         tool_call("explain_window", {"start": 1200, "end": 1209}),
-        step("answer"),
         "cpu spikes in rows 1200..1209.",
     ])
     turn = run(ctx, "Explain the spike", file=str(series_file))
@@ -144,12 +152,12 @@ def test_file_outside_the_data_roots_is_refused_and_the_answer_says_so(tmp_path)
 
 def test_invalid_arguments_in_guided_mode_are_repaired_then_recorded(series_file, tmp_path):
     bad = tool_call("explain_window", {"start": "the spike"})
-    model, ctx = make(tmp_path, [step("explain_window"), bad, bad, bad, step("load_series"), step("answer"), "1500 rows."])
+    model, ctx = make(tmp_path, [step("explain_window"), bad, bad, bad, step("load_series"), "1500 rows."])
     turn = run(ctx, "Explain the spike", file=str(series_file))
     call = turn.calls[0]
     assert call.outcome == "invalid_arguments" and "start" in call.error
     assert [c.outcome for c in turn.calls] == ["invalid_arguments", "ok"]
-    assert len(model.calls) == 7  # the act step tried 1 + 2 repairs
+    assert len(model.calls) == 6  # the act step tried 1 + 2 repairs
 
 
 def test_plan_that_never_validates_falls_back_to_answering(series_file, tmp_path):
@@ -164,7 +172,7 @@ def test_step_budget_stops_the_loop_and_the_answer_says_so(series_file, tmp_path
         step("detect"), tool_call("detect", {"detector": "robust_z"}),
         step("explain_window"), tool_call("explain_window", {"start": 1200, "end": 1209}),
         "Partial answer: robust_z flags rows 1200..1209, where cpu spikes.",
-    ], max_steps=2)
+    ], max_steps=2, tools_per_turn=3)
     turn = run(ctx, "Compare everything", file=str(series_file))
     assert [c.outcome for c in turn.calls] == ["ok", "ok"]
     assert any("step budget of 2" in n for n in turn.notes)
@@ -178,7 +186,7 @@ def test_a_tool_that_succeeded_is_not_offered_again_in_the_turn(series_file, tmp
         step("detect"), tool_call("detect", {"detector": "robust_z"}),
         step("load_series"),
         step("answer"), "robust_z flags rows 1200..1209.",
-    ])
+    ], tools_per_turn=3)
     turn = run(ctx, "Detect", file=str(series_file))
     assert [c.outcome for c in turn.calls] == ["ok", "ok"]
     second, third = (tools_schema(model, i)[1]["properties"]["action"]["enum"] for i in (2, 3))
@@ -215,7 +223,7 @@ def test_duplicate_call_is_not_run_again(series_file, tmp_path, monkeypatch):
 
 
 def test_empty_answer_is_replaced_by_the_list_of_calls(series_file, tmp_path):
-    _model, ctx = make(tmp_path, [step("load_series"), step("answer"), "   "])
+    _model, ctx = make(tmp_path, [step("load_series"), "   "])
     turn = run(ctx, "Describe it", file=str(series_file))
     assert "load_series" in turn.answer and "-> ok" in turn.answer
     assert any("empty" in n for n in turn.notes)
@@ -290,10 +298,10 @@ def test_native_file_argument_defaults_to_the_conversation_file(series_file, tmp
 # ------------------------------------------------------------------ memory
 def test_thread_resumes_from_the_sqlite_store_in_a_new_graph(series_file, tmp_path):
     db = tmp_path / "threads.sqlite"
-    _, ctx = make(tmp_path, [step("load_series"), step("answer"), "1500 rows."])
+    _, ctx = make(tmp_path, [step("load_series"), "1500 rows."])
     with thread_store(db) as saver:
         run(ctx, "How long is it?", file=str(series_file), graph=build_graph(saver), thread="t1")
-    model, ctx = make(tmp_path, [step("profile_series"), step("answer"), "Still 1500 rows, with a period of 100."])
+    model, ctx = make(tmp_path, [step("profile_series"), "Still 1500 rows, with a period of 100."])
     with thread_store(db) as saver:  # a new process would do exactly this
         turn = run(ctx, "And its period?", graph=build_graph(saver), thread="t1")
     assert turn.answer.startswith("Still 1500 rows") and [c.name for c in turn.calls] == ["profile_series"]
@@ -354,7 +362,7 @@ def test_detector_arguments_are_narrowed_to_registered_names(series_file, tmp_pa
 
     model, ctx = make(tmp_path, [
         step("compare_detectors"), tool_call("compare_detectors", {"detectors": ["iforest", "robust_z"]}),
-        step("answer"), "They agree on rows 1200..1209.",
+        "They agree on rows 1200..1209.",
     ])
     turn = run(ctx, "Do detectors agree?", file=str(series_file))
     assert turn.calls[0].outcome == "ok"
@@ -383,7 +391,7 @@ def test_context_rejects_bad_limits():
 
 
 def test_tool_results_in_the_thread_keep_the_full_result(series_file, tmp_path):
-    _, ctx = make(tmp_path, [step("detect"), tool_call("detect", {"detector": "robust_z"}), step("answer"), "done"])
+    _, ctx = make(tmp_path, [step("detect"), tool_call("detect", {"detector": "robust_z"}), "done"])
     from langgraph.checkpoint.memory import InMemorySaver
 
     graph = build_graph(InMemorySaver())

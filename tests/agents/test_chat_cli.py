@@ -97,10 +97,10 @@ def test_message_turn_shows_tools_plot_and_answer(app, series_file, tmp_path, us
     use_model([
         step("detect"), tool_call("detect", {"detector": "robust_z"}),
         step("plot_series"), tool_call("plot_series", {"start": 850, "end": 950}),
-        step("answer"), "The spike is at rows 900..904.",
+        "The spike is at rows 900..904.",
     ])
     out = tmp_path / "out"
-    result = invoke(app, ["--thread", "t1", "--out", str(out), str(series_file), "-m", "Where is the spike?"])
+    result = invoke(app, ["--thread", "t1", "--out", str(out), "--tools-per-turn", "2", str(series_file), "-m", "Where is the spike?"])
     assert result.exit_code == 0, result.output
     text = result.output
     assert "thread t1 (new)" in text and "you: Where is the spike?" in text
@@ -108,16 +108,16 @@ def test_message_turn_shows_tools_plot_and_answer(app, series_file, tmp_path, us
     plot = out / "plots" / "cpu_850_950.png"
     assert f"plot saved: {plot}" in text and plot.read_bytes()[:4] == b"\x89PNG"
     assert "analyst:" in text and "The spike is at rows 900..904." in text
-    assert "2 tool call(s), 2 ok" in text and "6 model call(s)" in text
+    assert "2 tool call(s), 2 ok" in text and "5 model call(s)" in text
     assert (out / "threads.sqlite").exists()
 
 
 def test_thread_resumes_after_restart_with_its_file_and_history(app, series_file, tmp_path, use_model):
     out = tmp_path / "out"
-    use_model([step("load_series"), step("answer"), "1200 rows of cpu."])
+    use_model([step("load_series"), "1200 rows of cpu."])
     first = invoke(app, ["-t", "t1", "--out", str(out), str(series_file), "-m", "How long is it?"])
     assert first.exit_code == 0, first.output
-    model = use_model([step("profile_series"), step("answer"), "Still 1200 rows; its period is 60 rows."])
+    model = use_model([step("profile_series"), "Still 1200 rows; its period is 60 rows."])
     second = invoke(app, ["-t", "t1", "--out", str(out), "--history", "-m", "What did you find?"])
     assert second.exit_code == 0, second.output
     assert "thread t1 resumed: 1 earlier turn(s)" in second.output and str(series_file) in second.output
@@ -133,9 +133,9 @@ def test_questions_from_stdin_and_streamed_tokens(app, series_file, tmp_path, us
     real_token = chat_cli.TurnView.token
     monkeypatch.setattr(chat_cli.TurnView, "token", lambda self, text: tokens.append(text) or real_token(self, text))
     use_model([
-        step("load_series"), step("answer"), "It has 1200 rows.",
+        step("load_series"), "It has 1200 rows.",
         step("explain_window"), tool_call("explain_window", {"start": 100, "end": 110}),
-        step("answer"), "It is sampled every 5 minutes.",
+        "It is sampled every 5 minutes.",
     ], cls=StreamingScripted)
     result = invoke(app, ["--out", str(tmp_path / "out"), str(series_file)], input="How long?\n# a comment\n\nHow often sampled?\n")
     assert result.exit_code == 0, result.output
@@ -160,7 +160,7 @@ def test_tool_error_is_shown_and_the_turn_goes_on(app, series_file, tmp_path, us
     use_model([
         step("explain_window"), tool_call("explain_window", {"start": 9000, "end": 9010}),
         step("explain_window"), tool_call("explain_window", {"start": 1100, "end": 1110}),
-        step("answer"), "Rows 9000..9010 do not exist; rows 1100..1110 are normal.",
+        "Rows 9000..9010 do not exist; rows 1100..1110 are normal.",
     ])
     result = invoke(app, ["--out", str(tmp_path / "out"), str(series_file), "-m", "Explain rows 9000..9010"])
     assert result.exit_code == 0, result.output
@@ -190,7 +190,7 @@ def test_file_outside_the_roots_is_allowed_once_named(app, tmp_path, use_model, 
     elsewhere.mkdir()
     path = elsewhere / "m.csv"
     pd.DataFrame({"value": np.arange(200.0)}).to_csv(path, index=False)
-    use_model([step("load_series"), step("answer"), "200 rows."])
+    use_model([step("load_series"), "200 rows."])
     result = invoke(app, ["--out", str(tmp_path / "out"), str(path), "-m", "How long?"])
     assert result.exit_code == 0, result.output
     assert "✓ load_series" in result.output

@@ -15,7 +15,7 @@ TINY: dict[str, dict] = {
     "sub_pca": {"window": 16},
     "matrix_profile": {"window": 16},
     "robust_z": {"window": 16},
-    "anomaly_transformer": {"window": 16, "d_model": 16, "n_heads": 2, "e_layers": 1, "d_ff": 16, "epochs": 1},
+    "anomaly_transformer": {"window": 16, "d_model": 16, "n_heads": 2, "e_layers": 1, "d_ff": 16, "epochs": 1, "threads": 1},
 }
 
 

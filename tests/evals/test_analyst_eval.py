@@ -144,13 +144,11 @@ def scripted_pair():
     """A scripted model: right about nyc_taxi via load_series; a bad call, then a wrong channel for T-5."""
     return ScriptedChatModel(script=[
         tool_call("NextAction", {"action": "load_series"}),
-        tool_call("NextAction", {"action": "answer"}),
         "NAB/data/realKnownCause/nyc_taxi.csv has 5 labelled anomaly windows.",
         tool_call("NextAction", {"action": "explain_window"}),
         tool_call("explain_window", {"start": 3472, "end": 99999}),
         tool_call("NextAction", {"action": "explain_window"}),
         tool_call("explain_window", {"start": 3472, "end": 3497}),
-        tool_call("NextAction", {"action": "answer"}),
         "cmd12 deviates most.",
     ])
 

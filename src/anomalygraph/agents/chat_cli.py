@@ -270,7 +270,8 @@ def chat(
     file: Annotated[Path | None, typer.Argument(help="Series to talk about (CSV, Parquet, NAB, SMAP/MSL .npy, UCR, TSB-AD).", show_default=False)] = None,
     thread: Annotated[str | None, typer.Option("--thread", "-t", help="Conversation to continue or start; default: a new one.")] = None,
     message: Annotated[list[str] | None, typer.Option("--message", "-m", help="Ask this and exit (repeat for several turns).")] = None,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=50, help="Tool calls allowed per question.")] = DEFAULT_MAX_STEPS,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=50, help="Tool calls allowed per question, failed ones included.")] = DEFAULT_MAX_STEPS,
+    tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=50, help="Successful tool calls before answering (default: 1 for models that cannot choose tools themselves, else no limit).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for threads.sqlite and plots (default: <output_dir>/chat).")] = None,
     history: Annotated[bool, typer.Option("--history", help="Print the thread's earlier turns first.")] = False,
     list_threads: Annotated[bool, typer.Option("--list", help="List the stored threads and exit.")] = False,
@@ -297,7 +298,7 @@ def chat(
         if not real_file.is_file():
             raise DataError(f"{file}: no such file")
     tools = ToolContext(data_roots=data_roots_for(real_file, list(settings.data_roots)), output_dir=out_dir / "plots")
-    context = AnalystContext(tools=tools, max_steps=max_steps)
+    context = AnalystContext(tools=tools, max_steps=max_steps, tools_per_turn=tools_per_turn)
 
     if message:
         questions: Iterable[str] = message

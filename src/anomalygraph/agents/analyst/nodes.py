@@ -434,9 +434,12 @@ def tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, An
         used += 1
         out.append(_run_call(ctx, state, call, done, write))
     update: dict[str, Any] = {"messages": out, "next_action": None}
+    succeeded = sum(c.outcome == "ok" for c in last_turn([*messages, *out]).calls)
     if used >= ctx.max_steps:
         update["next_action"] = ANSWER
         update["notes"] = [budget_note(ctx.max_steps)]
+    elif succeeded >= ctx.answer_after():
+        update["next_action"] = ANSWER
     return update
 
 

@@ -114,6 +114,7 @@ class EvalReport(BaseModel):
     strategy: str
     subset: str
     max_steps: int
+    tools_per_turn: int
     n_questions: int
     accuracy: float
     tool_call_validity: float | None
@@ -359,7 +360,8 @@ def prepare(q: Question, data_root: Path) -> tuple[str, Gold, TimeSeries]:
     return q.question.format(path=q.path, **gold.fields), gold, series
 
 
-def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: int, plots_dir: Path) -> QuestionResult:
+def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: int, plots_dir: Path,
+            tools_per_turn: int | None = None) -> QuestionResult:
     from langgraph.checkpoint.memory import InMemorySaver
 
     from anomalygraph.agents.analyst import AnalystContext, ask, build_graph
@@ -368,7 +370,8 @@ def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: in
     from anomalygraph.tools import ToolContext
 
     text, gold, series = prepare(q, data_root)
-    context = AnalystContext(model=model, tools=ToolContext(data_roots=[data_root], output_dir=plots_dir), max_steps=max_steps)
+    context = AnalystContext(model=model, tools=ToolContext(data_roots=[data_root], output_dir=plots_dir),
+                             max_steps=max_steps, tools_per_turn=tools_per_turn)
     usage = UsageLogger()
     started = time.perf_counter()
     error = None
@@ -401,6 +404,7 @@ def run_eval(
     questions: list[Question],
     *,
     max_steps: int = 6,
+    tools_per_turn: int | None = None,
     out_dir: Path,
     subset: str = "all",
     on_result: Callable[[QuestionResult], None] | None = None,
@@ -413,17 +417,18 @@ def run_eval(
         raise ConfigError("no questions selected")
     results = []
     for q in questions:
-        result = ask_one(model, q, data_root, max_steps=max_steps, plots_dir=out_dir / "plots")
+        result = ask_one(model, q, data_root, max_steps=max_steps, plots_dir=out_dir / "plots", tools_per_turn=tools_per_turn)
         results.append(result)
         if on_result:
             on_result(result)
     made = sum(r.tool_calls for r in results)
     caps = capabilities_of(model)
+    probe = AnalystContext(model=model, max_steps=max_steps, tools_per_turn=tools_per_turn)
     report = EvalReport(
         model=str(getattr(model, "model_name", None) or type(model).__name__),
         provider=str(getattr(model, "provider", None) or "unknown"),
-        strategy=AnalystContext(model=model).resolved_strategy() if caps is not None else "guided",
-        subset=subset, max_steps=max_steps, n_questions=len(results),
+        strategy=probe.resolved_strategy() if caps is not None else "guided",
+        subset=subset, max_steps=max_steps, tools_per_turn=probe.answer_after(), n_questions=len(results),
         accuracy=round(sum(r.correct for r in results) / len(results), 3),
         tool_call_validity=round(sum(r.valid_calls for r in results) / made, 3) if made else None,
         expected_tool_rate=round(sum(r.expected_tool_used for r in results) / len(results), 3),
@@ -446,7 +451,8 @@ def markdown_table(report: EvalReport) -> str:
     lines = [
         f"# Analyst eval: {report.model} ({report.provider}, {report.strategy} tool choice)",
         "",
-        f"{report.n_questions} question(s), subset `{report.subset}`, at most {report.max_steps} tool calls each; "
+        f"{report.n_questions} question(s), subset `{report.subset}`, at most {report.max_steps} tool calls each "
+        f"(answering after {report.tools_per_turn} successful one(s)); "
         f"prompts {', '.join(report.prompt_versions)}; {report.created}.",
         "",
         f"**Accuracy {report.accuracy:.0%}** · tool-call validity {validity} · expected tool used "
@@ -505,6 +511,7 @@ def analyst_cmd(
     data: Annotated[Path | None, typer.Option("--data", help="Data root holding NAB/, SMAP_MSL/, UCR/ (default: $ANOMALYGRAPH_SHARED_DATA or settings).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json, table.md, table.csv.")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=20, help="Tool calls allowed per question.")] = 6,
+    tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=20, help="Successful tool calls before answering (default: 1 in guided mode, else no limit).")] = None,
     provider: Annotated[str | None, typer.Option("--provider", help="embedded (default), vllm or openai.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://gpu:8000/v1.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name the server serves.")] = None,
@@ -544,7 +551,7 @@ def analyst_cmd(
             progress.console.print(f"{result.id}: {'correct' if result.correct else 'wrong'} · {result.seconds:.0f} s")
             progress.advance(task)
 
-        report = run_eval(chat_model, data_root, questions, max_steps=max_steps, out_dir=out_dir,
+        report = run_eval(chat_model, data_root, questions, max_steps=max_steps, tools_per_turn=tools_per_turn, out_dir=out_dir,
                           subset=subset if not question else "selected", on_result=done)
     paths = write_report(report, out_dir)
     Console().print(Markdown(markdown_table(report)))

@@ -67,3 +67,9 @@ def test_help_has_examples(capsys):
     for args in (["score", "--help"], ["data", "inspect", "--help"], ["demo", "--help"]):
         assert main(args) == 0
         assert "Example: anomalygraph" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error_without_traceback(capsys):
+    assert main(["nosuchcmd"]) == 2
+    captured = capsys.readouterr()
+    assert "No such command 'nosuchcmd'" in captured.err and "Traceback" not in captured.err

@@ -25,6 +25,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer._click.exceptions import (
+    ClickException,  # typer vendors click; its usage errors are these
+)
 
 from anomalygraph.data.loaders import FORMATS, LoadOptions, load_series
 from anomalygraph.data.series import TimeSeries
@@ -47,6 +50,7 @@ def _mount() -> None:
     """Sub-commands owned by their subpackages."""
     from anomalygraph.agents.chat_cli import chat
     from anomalygraph.data.synthetic_cli import app as synthetic_app
+    from anomalygraph.evals.agents.analyst_eval import app as eval_app
     from anomalygraph.llm.cli import app as llm_app
     from anomalygraph.rulebank.cli import app as rulebank_app
 
@@ -54,6 +58,7 @@ def _mount() -> None:
     app.add_typer(rulebank_app, name="rulebank")
     app.add_typer(llm_app, name="llm")
     app.command("chat")(chat)
+    app.add_typer(eval_app, name="eval")
 
 
 _mount()
@@ -419,13 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         except typer.Abort:
             err.print("aborted")
             return 130
-        except Exception as exc:
-            import click
-
-            if isinstance(exc, click.ClickException):
-                exc.show()
-                return exc.exit_code
-            raise
+        except ClickException as exc:
+            exc.show()
+            return exc.exit_code
     _print_warnings(caught)
     return code
 

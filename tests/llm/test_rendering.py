@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.llm.rendering import BLOCKS, change_points, periods, render_series, sketch  # re-exported from data
+from anomalygraph.llm.rendering import (  # re-exported from data
+    BLOCKS,
+    change_points,
+    periods,
+    render_series,
+    sketch,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalygraph.data import TimeSeries
 from anomalygraph.errors import DataError
 from anomalygraph.tools import TOOL_NAMES, ToolContext, build_tools
 from anomalygraph.tools import analysis as A
 from anomalygraph.tools.context import resolve_in_roots
 from anomalygraph.tools.explain import explain_window
-from anomalygraph.data import TimeSeries
 
 JUMPSUP = "NAB/data/artificialWithAnomaly/art_daily_jumpsup.csv"
 
@@ -46,7 +46,7 @@ def test_detect_through_langchain_returns_small_json(ctx):
     detect = {t.name: t for t in build_tools(ctx)}["detect"]
     out = detect.invoke({"path": JUMPSUP, "detector": "sub_pca", "threshold": "pot"})
     assert out["detector"] == "sub_pca" and out["threshold"]["method"] == "pot"
-    assert 0 < out["n_intervals"] and len(out["top_intervals"]) <= A.MAX_INTERVALS
+    assert out["n_intervals"] > 0 and len(out["top_intervals"]) <= A.MAX_INTERVALS
     assert out["top_intervals"][0]["start_time"].startswith("2014-")
     assert len(str(out)) < 5000  # never the raw score array
 
@@ -127,3 +127,14 @@ def test_explain_window_quiet_and_bad_ranges():
     assert out.deviating_channels == [] and "no channel deviates" in out.summary
     with pytest.raises(DataError, match="outside series"):
         explain_window(shaped("none"), 990, 1200)
+
+
+def test_explain_window_ranks_telemetry_above_sparse_command_channels(shared_data):
+    """T-5's labelled test rows: the telemetry value jumps; on/off command channels are not 'flatlines'."""
+    from anomalygraph.data import load_series
+
+    series = load_series(shared_data / "SMAP_MSL" / "test" / "T-5.npy")
+    start = series.train_end + 1200
+    out = explain_window(series, start, start + 25)
+    assert out.deviating_channels[0].channel == "value"
+    assert all(d.morphology != "flatline" for d in out.deviating_channels if d.channel.startswith("cmd"))

@@ -67,6 +67,8 @@ def get_chat_model(
         max_retries=settings.max_retries,
         seed=settings.seed,
         use_responses_api=False,
+        # llama.cpp's server doubles function names in streamed forced tool calls; ask for them whole.
+        disable_streaming="tool_calling" if settings.provider is Provider.embedded else False,
         capabilities=settings.capabilities,
         provider=settings.provider.value,
         repair_retries=settings.repair_retries,

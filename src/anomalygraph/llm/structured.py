@@ -242,7 +242,10 @@ def structured(
             convo = [
                 *convo,
                 HumanMessage(
-                    content=repair.render(schema=name, answer=exc.answer, problems=exc.problems, instruction=again)
+                    content=repair.render(
+                        # a parser's message can quote the whole raw answer: cap it for small context windows
+                        schema=name, answer=exc.answer, problems=exc.problems[:_MAX_ECHO], instruction=again
+                    )
                 ),
             ]
             continue

@@ -104,7 +104,8 @@ def explain_window(series: TimeSeries, start: int, end: int, *, context: int | N
     for j, name in enumerate(series.channels):
         x = series.values[:, j].astype(np.float64)
         window, ctx = x[win_idx], x[ctx_idx]
-        if length >= 3 and ctx.std() > floors[j] and window.std() <= 0.01 * ctx.std():
+        continuous = len(np.unique(ctx[:500])) > 10  # on/off command channels are often flat; not a stuck sensor
+        if continuous and length >= 3 and ctx.std() > floors[j] and window.std() <= 0.01 * ctx.std():
             # a stuck sensor can sit at a normal level, so it is judged on the raw values first
             deviations.append(ChannelDeviation(channel=name, level_z=0.0, peak_z=0.0, spread_ratio=round(
                 float(window.std() / ctx.std()), 4), morphology="flatline"))
@@ -125,7 +126,7 @@ def explain_window(series: TimeSeries, start: int, end: int, *, context: int | N
         if morph is not None:
             deviations.append(ChannelDeviation(channel=name, level_z=round(level_z, 2), peak_z=round(peak_z, 2),
                                                spread_ratio=round(spread, 2), morphology=morph))
-    deviations.sort(key=lambda d: (d.morphology != "flatline", -max(abs(d.level_z), d.peak_z)))
+    deviations.sort(key=lambda d: -max(abs(d.level_z), d.peak_z))
     ts = series.timestamps
     labelled = None if series.labels is None else float(series.labels[start : end + 1].mean())
     if deviations:

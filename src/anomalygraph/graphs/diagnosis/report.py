@@ -18,7 +18,6 @@ from anomalygraph.graphs.diagnosis.state import (
 )
 from anomalygraph.prompts import load_prompt
 
-
 ORIGIN = {"llm": "The model's reading of the statistics below", "statistics": "From the statistics alone"}
 
 

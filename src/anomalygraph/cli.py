@@ -114,10 +114,22 @@ def _split_names(detector: list[str]) -> list[str]:
     return names
 
 
-def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=err, transient=True,
+def _progress(*, eta: bool = False) -> Progress:
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn()]
+    if eta:
+        columns += [TextColumn("eta"), TimeRemainingColumn()]
+    return Progress(*columns, console=err, transient=True)
+
+
+def _plot_runs(series: TimeSeries, runs: list[Any], path: Path, title: str | None = None) -> Path:
+    """The series with each run's score track, threshold and detected intervals."""
+    from anomalygraph.evals.plots import plot_detection
+
+    return plot_detection(
+        series, {r.detector: r.scores for r in runs}, path=path, title=title,
+        thresholds={r.detector: r.threshold.value for r in runs},
+        intervals={r.detector: r.intervals for r in runs},
     )
 
 
@@ -250,13 +262,7 @@ def score_cmd(
         )
     out.print(f"wrote scores to {output}")
     if plot is not None:
-        from anomalygraph.evals.plots import plot_detection
-
-        plot_detection(
-            series, {r.detector: r.scores for r in runs}, path=plot,
-            thresholds={r.detector: r.threshold.value for r in runs},
-            intervals={r.detector: r.intervals for r in runs},
-        )
+        _plot_runs(series, runs, plot)
         out.print(f"wrote plot to {plot}")
 
 
@@ -271,7 +277,6 @@ def demo_cmd(
     Example: anomalygraph demo ../shared/data/NAB/data/realKnownCause/nyc_taxi.csv --out out/demo
     """
     from anomalygraph.detectors.run import run_detector
-    from anomalygraph.evals.plots import plot_detection
     from anomalygraph.evals.report import markdown_report
 
     names = _split_names(detector)
@@ -286,12 +291,7 @@ def demo_cmd(
     output.mkdir(parents=True, exist_ok=True)
     scores_path = output / "scores.csv"
     _scores_frame(series, runs).to_csv(scores_path, index=False)
-    plot_path = plot_detection(
-        series, {r.detector: r.scores for r in runs}, path=output / "plot.png",
-        thresholds={r.detector: r.threshold.value for r in runs},
-        intervals={r.detector: r.intervals for r in runs},
-        title=f"{series.name}: baseline detectors",
-    )
+    plot_path = _plot_runs(series, runs, output / "plot.png", title=f"{series.name}: baseline detectors")
     metrics = _metrics(series, runs)
     report_path = output / "report.md"
     report_path.write_text(markdown_report(series, runs, plot=plot_path, metrics=metrics))
@@ -302,20 +302,12 @@ def demo_cmd(
 
 def _metrics(series: TimeSeries, runs: list[Any]) -> dict[str, dict[str, float]] | None:
     """Threshold-free accuracy on the test rows, when the file has labels with at least one event."""
-    if series.labels is None:
-        return None
-    test = series.test()
-    assert test.labels is not None
-    if not test.labels.any():
-        return None
-    from anomalygraph.evals.bench import vus_window
-    from anomalygraph.evals.metrics import all_metrics
+    from anomalygraph.evals.bench import evaluate_scores, has_labelled_events, vus_window
 
-    start, window = series.length - test.length, vus_window(series)
-    return {
-        r.detector: all_metrics(test.labels, r.scores[start:], sliding_window=window, threshold=r.threshold.value).summary()
-        for r in runs
-    }
+    if not has_labelled_events(series):
+        return None
+    window = vus_window(series)
+    return {r.detector: evaluate_scores(series, r.scores, r.threshold.value, window).summary() for r in runs}
 
 
 @app.command("bench")
@@ -344,10 +336,7 @@ def bench_cmd(
         raise ConfigError(f"unknown dataset(s) {unknown}; known: {', '.join(DATASETS)}")
     config = get_settings()
     root, output = data or config.data_root, output or config.results_dir
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True,
-    ) as progress:
+    with _progress(eta=True) as progress:
         task = progress.add_task("benchmark", total=None)
 
         def report(what: str, done: int, total: int) -> None:

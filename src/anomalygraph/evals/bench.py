@@ -26,7 +26,8 @@ from anomalygraph.data.loaders import load_series
 from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors.run import FitOn, run_detector
-from anomalygraph.errors import AnomalyGraphError
+from anomalygraph.errors import AnomalyGraphError, DataError
+from anomalygraph.evals.metrics import MetricReport, all_metrics
 
 HEADLINE = "vus_pr"
 SUMMARY_METRICS = ("vus_pr", "auc_pr", "vus_roc", "auc_roc", "range_f1", "f1_point_adjusted")
@@ -74,12 +75,27 @@ def vus_window(series: TimeSeries) -> int:
     return estimate_period(series.values[:, 0])
 
 
+def evaluate_scores(series: TimeSeries, scores: np.ndarray, threshold: float, window: int | None = None) -> MetricReport:
+    """Every metric on the rows after the training split, with TSB-AD's VUS buffer.
+
+    One definition for the benchmark, the demo report and the agents' ``evaluate`` tool, so a
+    number means the same thing wherever it is shown.
+    """
+    test = series.test()
+    if test.labels is None or not test.labels.any():
+        raise DataError(f"series '{series.name}' has no labelled anomaly in its evaluated rows, so accuracy is undefined")
+    start = series.length - test.length
+    return all_metrics(test.labels, scores[start:], sliding_window=window or vus_window(series), threshold=threshold)
+
+
+def has_labelled_events(series: TimeSeries) -> bool:
+    test = series.test()
+    return test.labels is not None and bool(test.labels.any())
+
+
 def run_cell(dataset: str, series: TimeSeries, detector: str, config: dict[str, Any], cell_dir: Path) -> BenchCell:
     """Fit, score, evaluate and cache one cell; errors become a row, not a crash of the whole run."""
-    from anomalygraph.evals.metrics import all_metrics
-
     test = series.test()
-    start = series.length - test.length
     window = vus_window(series)
     base = {
         "dataset": dataset, "series": series.name, "detector": detector,
@@ -88,12 +104,12 @@ def run_cell(dataset: str, series: TimeSeries, detector: str, config: dict[str, 
         "label_ratio": None if test.labels is None else float(test.labels.mean()),
         "config": config, "versions": _versions(),
     }
-    if test.labels is None or not test.labels.any():
+    if not has_labelled_events(series):
         cell = BenchCell(status="skipped: no labelled anomaly in the evaluated rows", **base)
     else:
         try:
             run = run_detector(series, detector, config=config, fit_on=FitOn.train)
-            report = all_metrics(test.labels, run.scores[start:], sliding_window=window, threshold=run.threshold.value)
+            report = evaluate_scores(series, run.scores, run.threshold.value, window)
             cell = BenchCell(
                 status="ok", fit_seconds=run.fit_seconds, score_seconds=run.score_seconds, device=run.device,
                 threshold=run.threshold.describe(), metrics=report.summary(), **base,

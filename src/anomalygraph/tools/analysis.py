@@ -209,14 +209,9 @@ def plot(ctx: ToolContext, args: PlotArgs) -> PlotResult:
 
 
 def evaluate(ctx: ToolContext, args: EvaluateArgs) -> Evaluation:
-    from anomalygraph.evals.bench import vus_window
-    from anomalygraph.evals.metrics import all_metrics
+    from anomalygraph.evals.bench import evaluate_scores
 
     key, series, run = ensure_run(ctx, args.path, args.detector)
-    test = series.test()
-    if test.labels is None or not test.labels.any():
-        raise DataError(f"{args.path} has no labelled anomaly in its evaluated rows, so accuracy is undefined")
-    offset = series.length - test.length
-    report = all_metrics(test.labels, run.scores[offset:], sliding_window=vus_window(series),
-                         threshold=run.threshold.value)
+    report = evaluate_scores(series, run.scores, run.threshold.value)
+    offset = series.length - series.test().length
     return Evaluation(path=key, detector=args.detector, evaluated_rows=(offset, series.length - 1), metrics=report.summary())

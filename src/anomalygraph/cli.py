@@ -50,7 +50,7 @@ def _mount() -> None:
     """Sub-commands owned by their subpackages."""
     from anomalygraph.agents.chat_cli import chat
     from anomalygraph.data.synthetic_cli import app as synthetic_app
-    from anomalygraph.evals.agents.analyst_eval import app as eval_app
+    from anomalygraph.evals.agents.cli import app as eval_app
     from anomalygraph.llm.cli import app as llm_app
     from anomalygraph.rulebank.cli import app as rulebank_app
 
@@ -213,7 +213,7 @@ def score_cmd(
     file: FileArg,
     detector: Annotated[list[str], typer.Option("--detector", "-d", help="Detector name(s); repeat or comma-separate.")] = ["iforest"],  # noqa: B006
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Scores CSV (default: out/<series>.scores.csv).")] = None,
-    settings: Annotated[list[str], typer.Option("--set", help="Detector setting key=value, e.g. --set window=100.")] = [],  # noqa: B006
+    settings: Annotated[list[str], typer.Option("--set", help="Detector setting key=value (all detectors) or detector.key=value (one), e.g. --set window=100.")] = [],  # noqa: B006
     fit_on: Annotated[FitOn, typer.Option("--fit-on", help="train: the file's training split if it has one, else all rows; all: every row.")] = FitOn.train,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also write a PNG of the series and scores.")] = None,
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Save the fitted detector to this folder (one detector only).")] = None,
@@ -230,7 +230,7 @@ def score_cmd(
     Example: anomalygraph score --detector iforest ../shared/data/SMAP_MSL/test/A-4.npy --out a4.csv
     """
     from anomalygraph.detectors import Detector
-    from anomalygraph.detectors.run import fit_detector, run_detector
+    from anomalygraph.detectors.run import fit_detector, run_detector, settings_for
 
     series = _load(file, fmt, nan, timestamp_col, columns, label_col, resample)
     config = _parse_sets(settings)
@@ -245,7 +245,7 @@ def score_cmd(
             progress.advance(task)
         for name in names:
             progress.update(task, description=f"{name} on {series.name}")
-            fitted, fitted_on = fit_detector(series, name, config=config, fit_on=fit_on)
+            fitted, fitted_on = fit_detector(series, name, config=settings_for(name, config, names), fit_on=fit_on)
             runs.append(run_detector(series, detector=fitted, fitted_on=fitted_on))
             if save_model is not None:
                 fitted.save(save_model)
@@ -316,8 +316,9 @@ def bench_cmd(
     datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated datasets: nab, smap_msl, ucr, tsb_ad_u.")] = "nab,smap_msl",
     data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: ANOMALYGRAPH_DATA_ROOT or ../shared/data).")] = None,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Results folder (default: results/).")] = None,
-    settings: Annotated[list[str], typer.Option("--set", help="Setting applied to every detector, key=value.")] = [],  # noqa: B006
+    settings: Annotated[list[str], typer.Option("--set", help="Detector setting key=value for every detector, or detector.key=value for one (anomaly_transformer.epochs=1).")] = [],  # noqa: B006
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write one PNG per series.")] = True,
+    series: Annotated[str | None, typer.Option("--series", help="Comma-separated series names (file stems) to keep, e.g. A-4,nyc_taxi.")] = None,
 ) -> None:
     """Run detectors on every series of the datasets: results.csv, summary.md, per-series PNGs.
 
@@ -342,7 +343,8 @@ def bench_cmd(
         def report(what: str, done: int, total: int) -> None:
             progress.update(task, description=what, completed=done, total=total)
 
-        frame = run_benchmark(names, sets, data_root=root, out=output, config=_parse_sets(settings), progress=report, plots=plots)
+        frame = run_benchmark(names, sets, data_root=root, out=output, config=_parse_sets(settings), progress=report, plots=plots,
+                              series=[n.strip() for n in series.split(",") if n.strip()] if series else None)
     ok = frame[frame["status"] == "ok"]
     out.print((output / "summary.md").read_text())
     out.print(f"{len(ok)} of {len(frame)} cells scored; wrote {output / 'results.csv'}, {output / 'summary.md'}"

@@ -19,7 +19,9 @@ from anomalygraph.detectors.anomaly_transformer import (
     fused_minimax_loss,
     minimax_losses,
     symmetric_kl,
+    training,
 )
+from anomalygraph.detectors.anomaly_transformer.config import AnomalyTransformerConfig
 from anomalygraph.detectors.anomaly_transformer.model import KL_EPS, gaussian_prior
 from anomalygraph.errors import ConfigError, DataError
 from anomalygraph.evals.metrics import vus_pr
@@ -168,6 +170,25 @@ def test_registered_by_name_and_rejects_bad_configuration() -> None:
         create_detector("anomaly_transformer", d_model=10, n_heads=3)
     with pytest.raises(ConfigError, match="score_stride"):
         create_detector("anomaly_transformer", window=10, score_stride=11)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_uses_bf16_on_cpu_only_with_native_bf16(monkeypatch, native: bool) -> None:
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    auto = AnomalyTransformerConfig()
+    assert training.resolve_precision(auto, cpu) == ("bf16" if native else "fp32")
+    for forced in ("fp32", "bf16"):
+        assert training.resolve_precision(AnomalyTransformerConfig(precision=forced), cpu) == forced
+
+
+def test_bf16_training_scores_every_timestamp_and_round_trips(tmp_path) -> None:
+    train, test = _sine(300), _sine(200, seed=1)
+    detector = create_detector("anomaly_transformer", **{**TINY, "epochs": 1, "precision": "bf16"})
+    scores = detector.fit(train).score(test)
+    assert scores.shape == (200,) and np.isfinite(scores).all() and scores.std() > 0
+    detector.save(tmp_path / "m")
+    np.testing.assert_array_equal(Detector.load(tmp_path / "m").score(test), scores)
 
 
 @pytest.mark.skipif(

@@ -43,3 +43,30 @@ def test_series_without_labelled_anomaly_is_skipped_not_scored(shared_data, tmp_
 def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
     assert main(["bench", "--datasets", "kdd99", "--out", str(tmp_path)]) == 2
     assert "unknown dataset(s) ['kdd99']" in capsys.readouterr().err
+
+
+def test_scoped_setting_reaches_only_its_detector(shared_data, tmp_path):
+    frame = bench.run_benchmark(
+        ["sub_pca", "robust_z"], ["ucr"], data_root=shared_data, out=tmp_path, plots=False,
+        config={"sub_pca.window": 37},
+    )
+    configs = {row.detector: row.config for row in frame.itertuples()}
+    assert "37" in str(configs["sub_pca"]) and "window" not in str(configs["robust_z"])
+
+
+def test_scope_naming_a_detector_not_in_the_run_fails_before_any_work(shared_data, tmp_path, capsys):
+    args = ["bench", "--detectors", "robust_z", "--datasets", "ucr", "--data", str(shared_data), "--out", str(tmp_path), "--set", "iforst.n_estimators=10"]
+    assert main(args) == 2
+    assert "names detector 'iforst', which is not among robust_z" in capsys.readouterr().err
+    assert not (tmp_path / "cells").exists()
+
+
+def test_series_filter_keeps_only_the_named_files(shared_data, tmp_path, capsys):
+    from anomalygraph.data.datasets import dataset_files
+
+    first = dataset_files("ucr", shared_data)[0].stem
+    frame = bench.run_benchmark(["robust_z"], ["ucr"], data_root=shared_data, out=tmp_path, plots=False, series=[first])
+    assert len(frame) == 1 and frame["status"].iloc[0] == "ok"
+    args = ["bench", "--detectors", "robust_z", "--datasets", "ucr", "--data", str(shared_data), "--out", str(tmp_path), "--series", "nope"]
+    assert main(args) == 2
+    assert "series ['nope'] not in dataset(s) ucr" in capsys.readouterr().err

@@ -121,6 +121,39 @@ class BrokenDetector(RobustZDetector):
 register_detector(BrokenDetector)
 
 
+class CaveatedDetector(RobustZDetector):
+    name = "caveated_for_test"
+    caveat = "ranks last on a benchmark"
+
+
+register_detector(CaveatedDetector)
+
+
+def test_intervals_only_a_caveated_detector_flags_go_last_with_a_note():
+    from anomalygraph.detectors.fusion import FusedInterval, FusionResult
+    from anomalygraph.evals.thresholds import Threshold
+
+    def iv(start, who, peak):
+        return FusedInterval(start=start, end=start + 5, peak=start, peak_score=peak, detectors=who, agreement=len(who) / 2)
+
+    result = FusionResult(
+        method="robust_z_mean", detectors=["caveated_for_test", "sub_pca"],
+        threshold=Threshold(value=1.0, method="percentile"),
+        intervals=[iv(10, ["caveated_for_test"], 9.0), iv(50, ["sub_pca"], 3.0), iv(90, ["caveated_for_test", "sub_pca"], 2.0)],
+    )
+    demoted, notes = nodes.demote_uncorroborated(result)
+    assert [i.start for i in demoted.intervals] == [50, 90, 10]
+    assert notes == ["rows 10..15 are flagged only by caveated_for_test, which ranks last on a benchmark; listed after the corroborated intervals"]
+    plain = result.model_copy(update={"detectors": ["sub_pca"]})
+    assert nodes.demote_uncorroborated(plain) == (plain, [])
+
+
+def test_report_and_model_menu_carry_the_caveat(series_file, tmp_path):
+    run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path), detectors=["caveated_for_test", "sub_pca"])
+    assert "Caution: caveated_for_test ranks last on a benchmark" in (tmp_path / "out" / "report.md").read_text()
+    assert "(caution: ranks last on a benchmark)" in nodes._detector_menu(["caveated_for_test", "sub_pca"])
+
+
 def test_a_failing_detector_does_not_stop_the_others(series_file, tmp_path):
     verdict, _ = run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path), detectors=["broken_for_test", "sub_pca"])
     status = {r.detector: r.status for r in verdict.detectors}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,6 +73,16 @@ def test_compare_reports_agreement(ctx):
     assert again.flagged["iforest"] == result.flagged["iforest"]
 
 
+def test_plot_after_a_restart_runs_the_detector_again_with_the_same_result(ctx, tmp_path):
+    before = A.detect(ctx, A.DetectArgs(path=JUMPSUP, detector="sub_pca"))
+    fresh = ToolContext(data_roots=ctx.data_roots, output_dir=tmp_path / "plots")  # a new process: empty cache
+    result = A.plot(fresh, A.PlotArgs(path=JUMPSUP, detectors=["sub_pca"]))
+    assert result.ran_now == ["sub_pca"]
+    key = next(iter(fresh.series))
+    np.testing.assert_array_equal(fresh.runs[(key, "sub_pca")].scores, ctx.runs[(key, "sub_pca")].scores)
+    assert fresh.runs[(key, "sub_pca")].n_flagged == before.n_flagged
+
+
 def test_evaluate_needs_labels(ctx, tmp_path):
     ev = A.evaluate(ctx, A.EvaluateArgs(path=JUMPSUP, detector="sub_pca"))
     assert 0 <= ev.metrics["vus_pr"] <= 1 and "f1_point_adjusted" in ev.metrics
@@ -80,11 +92,9 @@ def test_evaluate_needs_labels(ctx, tmp_path):
 
 
 def test_plot_writes_png_with_detector_tracks(ctx):
-    with pytest.raises(DataError, match="call detect first"):
-        A.plot(ctx, A.PlotArgs(path=JUMPSUP, detectors=["iforest"]))
     A.detect(ctx, A.DetectArgs(path=JUMPSUP, detector="iforest"))
     result = A.plot(ctx, A.PlotArgs(path=JUMPSUP, start=2500, end=3500, detectors=["iforest"]))
-    assert result.rows == (2500, 3500)
+    assert result.rows == (2500, 3500) and result.ran_now == []
     with open(result.path, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -120,6 +130,14 @@ def test_explain_window_names_the_shape_and_channel(kind):
     assert out.deviating_channels and out.deviating_channels[0].channel == "signal"
     assert out.deviating_channels[0].morphology == kind
     assert all(d.channel != "quiet" for d in out.deviating_channels)
+
+
+@pytest.mark.parametrize(("kind", "rows"), [("spike", (500, 500)), ("dip", (500, 500)), ("spike", (499, 500))])
+def test_explain_window_of_one_or_two_rows_is_a_spike_or_dip_without_warnings(kind, rows):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = explain_window(shaped(kind), *rows)
+    assert out.deviating_channels[0].channel == "signal" and out.deviating_channels[0].morphology == kind
 
 
 def test_explain_window_quiet_and_bad_ranges():

@@ -55,6 +55,8 @@ class Detector(ABC):
     summary: ClassVar[str] = ""
     heavy: ClassVar[bool] = False
     """Deep models that are slow to train without a GPU; agents only pick them when one is present."""
+    caveat: ClassVar[str] = ""
+    """Why its verdict needs corroboration (a weak benchmark record); reports rank what only it flags last."""
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         try:

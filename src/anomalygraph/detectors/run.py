@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors.base import Detector, create_detector
+from anomalygraph.errors import ConfigError
 from anomalygraph.evals.intervals import Interval, scored_intervals
 from anomalygraph.evals.thresholds import Threshold
 
@@ -40,6 +41,28 @@ class DetectorRun(BaseModel):
     score_seconds: float
     device: str
     scores: np.ndarray = Field(exclude=True, repr=False)
+
+
+def settings_for(detector: str, settings: dict[str, Any], detectors: list[str] | None = None) -> dict[str, Any]:
+    """The settings one detector gets from ``key=value`` pairs shared by a multi-detector run.
+
+    ``name.key`` applies only to detector ``name`` (``anomaly_transformer.epochs=1``), a plain
+    ``key`` to every detector. A scoped key naming a detector that is not in ``detectors`` is an
+    error rather than a setting that silently does nothing.
+    """
+    chosen: dict[str, Any] = {}
+    for key, value in settings.items():
+        scope, dot, field = key.rpartition(".")
+        if not dot:
+            chosen[key] = value
+            continue
+        if not scope or not field:
+            raise ConfigError(f"setting {key!r}: expected key or detector.key")
+        if detectors is not None and scope not in detectors:
+            raise ConfigError(f"setting {key!r} names detector {scope!r}, which is not among {', '.join(detectors)}")
+        if scope == detector:
+            chosen[field] = value
+    return chosen
 
 
 def fit_rows(series: TimeSeries, fit_on: FitOn) -> tuple[TimeSeries, str]:

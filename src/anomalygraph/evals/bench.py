@@ -25,8 +25,8 @@ from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.detectors.run import FitOn, run_detector
-from anomalygraph.errors import AnomalyGraphError, DataError
+from anomalygraph.detectors.run import FitOn, run_detector, settings_for
+from anomalygraph.errors import AnomalyGraphError, ConfigError, DataError
 from anomalygraph.evals.metrics import MetricReport, all_metrics
 
 HEADLINE = "vus_pr"
@@ -136,27 +136,39 @@ def run_benchmark(
     config: dict[str, Any] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     plots: bool = True,
+    series: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Run or resume every cell; write results.csv, summary.md and per-series PNGs under ``out``."""
+    """Run or resume every cell; write results.csv, summary.md and per-series PNGs under ``out``.
+
+    ``series`` keeps only the files with these names (file stems), e.g. to rerun a few.
+    """
     config = config or {}
+    for detector in detectors:  # a misspelt scope fails before hours of work, not after
+        settings_for(detector, config, detectors)
     files = [(ds, path) for ds in datasets for path in dataset_files(ds, data_root)]
+    if series:
+        missing = sorted(set(series) - {path.stem for _, path in files})
+        if missing:
+            raise ConfigError(f"series {missing} not in dataset(s) {', '.join(datasets)}")
+        files = [(ds, path) for ds, path in files if path.stem in series]
     total = len(files) * len(detectors)
     cells: list[BenchCell] = []
     done = 0
     for dataset, path in files:
-        series = load_series(path)
+        one = load_series(path)
         for detector in detectors:
-            cell_dir = _cell_dir(out, dataset, series.name, detector, config)
+            own = settings_for(detector, config, detectors)
+            cell_dir = _cell_dir(out, dataset, one.name, detector, own)
             cached = cell_dir / "cell.json"
             if progress:
-                progress(f"{detector} on {dataset}/{series.name}", done, total)
+                progress(f"{detector} on {dataset}/{one.name}", done, total)
             if cached.is_file():
                 cells.append(BenchCell.model_validate_json(cached.read_text()))
             else:
-                cells.append(run_cell(dataset, series, detector, config, cell_dir))
+                cells.append(run_cell(dataset, one, detector, own, cell_dir))
             done += 1
         if plots:
-            _plot_series(series, dataset, detectors, config, out)
+            _plot_series(one, dataset, detectors, config, out)
     if progress:
         progress("done", total, total)
     frame = _frame(cells)
@@ -209,7 +221,7 @@ def _plot_series(series: TimeSeries, dataset: str, detectors: list[str], config:
 
     scores = {}
     for detector in detectors:
-        path = _cell_dir(out, dataset, series.name, detector, config) / "scores.npy"
+        path = _cell_dir(out, dataset, series.name, detector, settings_for(detector, config)) / "scores.npy"
         if path.is_file():
             scores[detector] = np.load(path, allow_pickle=False)
     target = out / "plots" / f"{dataset}__{series.name}.png"

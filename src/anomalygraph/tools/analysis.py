@@ -44,7 +44,7 @@ class PlotArgs(SeriesArgs):
 class DetectArgs(SeriesArgs):
     detector: str = Field("iforest", description="registered detector name, e.g. iforest, sub_pca, matrix_profile")
     threshold: ThresholdRule = Field("percentile", description="how the threshold is set from training scores")
-    settings: dict[str, Any] = Field(default_factory=dict, description="detector settings, e.g. {'window': 100}")
+    settings: dict[str, Any] = Field(default_factory=dict, description="leave empty for the detector's defaults; unknown keys are an error")
 
 
 class CompareArgs(SeriesArgs):
@@ -104,6 +104,7 @@ class PlotResult(BaseModel):
     path: str
     rows: tuple[int, int]
     channels_shown: list[str]
+    ran_now: list[str] = Field(default_factory=list, description="detectors run for this plot with their defaults (not run before in this process)")
 
 
 class Evaluation(BaseModel):
@@ -194,10 +195,13 @@ def plot(ctx: ToolContext, args: PlotArgs) -> PlotResult:
     end = series.length - 1 if args.end is None else min(args.end, series.length - 1)
     if start > end:
         raise DataError(f"plot window {start}..{end} is empty")
-    runs = {}
-    for name in args.detectors:
+    runs, ran_now = {}, []
+    for name in dict.fromkeys(args.detectors):
+        # After a restart the cache is empty; detectors are seeded, so running one again with its
+        # defaults reproduces what ``detect`` found, and the result says it did so.
         if (key, name) not in ctx.runs:
-            raise DataError(f"detector '{name}' has not been run on {args.path}; call detect first")
+            ran_now.append(name)
+            ensure_run(ctx, args.path, name)
         runs[name] = ctx.runs[(key, name)]
     path = plot_detection(
         series, {n: r.scores for n, r in runs.items()}, path=ctx.plot_path(series, f"{start}_{end}"),
@@ -205,7 +209,7 @@ def plot(ctx: ToolContext, args: PlotArgs) -> PlotResult:
         intervals={n: r.intervals for n, r in runs.items()}, window=(start, end + 1),
     )
     shown = [series.channels[i] for i in pick_channels(series.slice(start, end + 1), 6)]
-    return PlotResult(path=str(path), rows=(start, end), channels_shown=shown)
+    return PlotResult(path=str(path), rows=(start, end), channels_shown=shown, ran_now=ran_now)
 
 
 def evaluate(ctx: ToolContext, args: EvaluateArgs) -> Evaluation:

@@ -54,10 +54,12 @@ def _morphology(
     median, scale = _robust_scale(context, floor)
     z = (window - median) / scale
     extreme = np.abs(z) > 3
-    if peak_z >= 4 and extreme.mean() <= 0.2:
+    if peak_z >= 4 and (extreme.mean() <= 0.2 or len(window) <= 2):  # one or two rows cannot be a shift
         return "spike" if z[np.argmax(np.abs(z))] > 0 else "dip"
     if spread >= 2.5 and abs(level_z) < 3:
         return "variance_burst"
+    if abs(level_z) >= 3 and len(window) < 4:
+        return "spike" if level_z > 0 else "dip"
     if abs(level_z) >= 3:
         halves = np.array_split(window, 2)
         first, second = float(np.median(halves[0])), float(np.median(halves[-1]))

@@ -94,7 +94,7 @@ class AnomalyTransformerConfig(DetectorConfig):
     device: str | None = Field(None, description="torch device; None = CUDA when present, else CPU")
     precision: Precision = Field(
         "auto",
-        description="'auto' = bf16 autocast on CUDA where supported, fp32 on CPU; 'fp32' or 'bf16' to force",
+        description="'auto' = bf16 autocast where the hardware has it (CUDA, or a CPU with AVX512-BF16/AMX), else fp32; 'fp32' or 'bf16' to force",
     )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch; None = every core this process may use"

@@ -23,11 +23,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import typer
 import yaml
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -486,15 +485,6 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-# --------------------------------------------------------------------- CLI
-app = typer.Typer(help="Agent evals.", no_args_is_help=True)
-
-
-@app.callback()
-def _evals() -> None:
-    """Agent evals: fixed questions on the real data, scored answers and tool calls, tables."""
-
-
 def default_data_root() -> Path:
     import os
 
@@ -502,61 +492,3 @@ def default_data_root() -> Path:
 
     env = os.environ.get("ANOMALYGRAPH_SHARED_DATA")
     return Path(env) if env else get_settings().data_root
-
-
-@app.command("analyst")
-def analyst_cmd(
-    subset: Annotated[str, typer.Option("--subset", help="ci (the small CI set) or all.")] = "all",
-    question: Annotated[list[str] | None, typer.Option("--question", "-q", help="Run only this question id (repeatable).")] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Data root holding NAB/, SMAP_MSL/, UCR/ (default: $ANOMALYGRAPH_SHARED_DATA or settings).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json, table.md, table.csv.")] = None,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=20, help="Tool calls allowed per question.")] = 6,
-    tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=20, help="Successful tool calls before answering (default: 1 in guided mode, else no limit).")] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="embedded (default), vllm or openai.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://gpu:8000/v1.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name the server serves.")] = None,
-    llm_config: Annotated[Path | None, typer.Option("--llm-config", help="LLM settings file (YAML/TOML).")] = None,
-) -> None:
-    """Ask the analyst agent fixed questions about the real data and score its answers and tool calls.
-
-    Example: anomalygraph eval analyst --subset ci
-    or, with a served model: anomalygraph eval analyst --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
-    """
-    from rich.console import Console
-    from rich.markdown import Markdown
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from anomalygraph.llm.factory import get_chat_model
-    from anomalygraph.llm.settings import load_settings
-    from anomalygraph.settings import get_settings
-
-    if subset not in ("ci", "all"):
-        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
-    data_root = (data or default_data_root()).resolve()
-    if not data_root.is_dir():
-        raise DataError(f"data root {data_root} does not exist; pass --data or set ANOMALYGRAPH_SHARED_DATA")
-    questions = load_questions(subset=subset, ids=question)  # type: ignore[arg-type]
-    overrides = {k: v for k, v in {"provider": provider, "base_url": base_url, "model": model}.items() if v is not None}
-    settings = load_settings(config_file=llm_config, **overrides)
-    console = Console(stderr=True)
-    with console.status("[dim]starting the model…[/]"):
-        chat_model = get_chat_model(settings)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(getattr(chat_model, "model_name", settings.provider.value)))
-    out_dir = out or get_settings().output_dir / "evals" / "analyst" / f"{name}-{subset if not question else 'selected'}"
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task("analyst eval", total=len(questions))
-
-        def done(result: QuestionResult) -> None:
-            progress.console.print(f"{result.id}: {'correct' if result.correct else 'wrong'} · {result.seconds:.0f} s")
-            progress.advance(task)
-
-        report = run_eval(chat_model, data_root, questions, max_steps=max_steps, tools_per_turn=tools_per_turn, out_dir=out_dir,
-                          subset=subset if not question else "selected", on_result=done)
-    paths = write_report(report, out_dir)
-    Console().print(Markdown(markdown_table(report)))
-    Console().print(f"wrote {paths['markdown']}, {paths['csv']}, {paths['json']}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

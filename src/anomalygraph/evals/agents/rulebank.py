@@ -7,8 +7,8 @@ and duration agreement of matched rules). The heuristic ``cutaddpaste`` bank is 
 way, as the scenario-agnostic baseline APE argues against. Writes ``rulebank_eval.md`` and
 ``rulebank_eval.json``.
 
-    python -m anomalygraph.evals.agents.rulebank --scenario pump --out out/evals/rulebank
-    python -m anomalygraph.evals.agents.rulebank --base-url http://gpu:8000/v1 --model qwen3-vl --provider vllm
+    anomalygraph eval rulebank --scenario pump --out out/evals/rulebank
+    anomalygraph eval rulebank --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import typer
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
-
-from anomalygraph.errors import ConfigError
 
 HEURISTIC_BANK = "cutaddpaste"
 HEURISTIC_WINDOW = 100  # cutaddpaste states durations as window shares; the sampler's default window
@@ -180,48 +177,3 @@ def write_tables(report: RulebankEval, out_dir: Path) -> tuple[Path, Path]:
     md.write_text(markdown_table(report), encoding="utf-8")
     js.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
     return md, js
-
-
-# ------------------------------------------------------------------------- CLI
-app = typer.Typer(help="Score the rule-bank generation graph on TimeAnomalyBench.", add_completion=False,
-                  pretty_exceptions_enable=False)
-
-
-@app.command()
-def main(
-    scenario: Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Scenario (repeatable); default: all.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the tables, banks, runs and generated data.")] = Path("out/evals/rulebank"),
-    seed: Annotated[int, typer.Option(help="Scenario and sampling seed.")] = 0,
-    max_steps: Annotated[int, typer.Option(help="Model-call budget per scenario.")] = 40,
-    base_url: Annotated[str | None, typer.Option(help="A served OpenAI-compatible model instead of the embedded one.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name the server serves (with --base-url).")] = None,
-    provider: Annotated[str, typer.Option(help="vllm or openai (with --base-url).")] = "vllm",
-    vision: Annotated[bool | None, typer.Option("--vision/--no-vision", help="Override the provider's vision capability.")] = None,
-) -> None:
-    """Mine a bank per scenario with the configured (default: embedded) model and score it against the hidden bank.
-
-    Example: python -m anomalygraph.evals.agents.rulebank --scenario pump --out out/evals/rulebank
-    """
-    from rich.console import Console
-
-    from anomalygraph.data.synthetic import scenario_names
-    from anomalygraph.llm.settings import load_settings
-
-    settings = None
-    if base_url is not None:
-        if not model:
-            raise ConfigError("--base-url needs --model")
-        overrides: dict[str, Any] = {"provider": provider, "base_url": base_url, "model": model}
-        if vision is not None:
-            overrides["capabilities"] = {"vision": vision}
-        settings = load_settings(**overrides)
-    names = list(scenario or scenario_names())
-    console = Console(stderr=True)
-    report = run_rulebank_eval(names, out, llm_settings=settings, seed=seed, max_steps=max_steps,
-                               on_progress=lambda m: console.print(m, highlight=False))
-    typer.echo(markdown_table(report))
-    typer.echo(f"wrote {out / 'rulebank_eval.md'} and {out / 'rulebank_eval.json'}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

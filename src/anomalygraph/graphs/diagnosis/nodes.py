@@ -20,7 +20,12 @@ from langgraph.types import Send
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors import detector_names, get_detector_class
-from anomalygraph.detectors.fusion import FusionResult, fuse_scores, masks_from_intervals
+from anomalygraph.detectors.fusion import (
+    FusedInterval,
+    FusionResult,
+    fuse_scores,
+    masks_from_intervals,
+)
 from anomalygraph.detectors.run import FitOn, run_detector
 from anomalygraph.errors import AnomalyGraphError
 from anomalygraph.graphs.diagnosis.state import (
@@ -84,7 +89,11 @@ def affordable_detectors(gpu: bool) -> list[str]:
 
 
 def _detector_menu(names: list[str]) -> str:
-    return "\n".join(f"- {name}: {get_detector_class(name).summary}" for name in names)
+    lines = []
+    for name in names:
+        cls = get_detector_class(name)
+        lines.append(f"- {name}: {cls.summary}" + (f" (caution: {cls.caveat})" if cls.caveat else ""))
+    return "\n".join(lines)
 
 
 def _profile_text(prof: SeriesProfile) -> str:
@@ -179,9 +188,28 @@ def fuse(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str,
     masks = masks_from_intervals({r.detector: r.intervals for r in records}, series.length)
     fit_rows = slice(0, series.train_end) if series.train_end else slice(None)
     fused, result = fuse_scores(scores, masks, fit_rows=fit_rows, contamination=runtime.context.contamination)
+    result, notes = demote_uncorroborated(result)
     fused_path = Path(state["out_dir"]) / "scores" / "fused.npy"
     np.save(fused_path, fused, allow_pickle=False)
-    return {"fusion": result.model_dump(mode="json"), "fused_path": str(fused_path)}
+    return {"fusion": result.model_dump(mode="json"), "fused_path": str(fused_path), "notes": notes}
+
+
+def demote_uncorroborated(result: FusionResult) -> tuple[FusionResult, list[str]]:
+    """Intervals only caveated detectors flag go last, with a note: never trust such a detector alone."""
+    caveats = {name: get_detector_class(name).caveat for name in result.detectors if get_detector_class(name).caveat}
+    if not caveats:
+        return result, []
+
+    def alone(iv: FusedInterval) -> bool:
+        return bool(iv.detectors) and set(iv.detectors) <= set(caveats)
+
+    ordered = sorted(result.intervals, key=alone)  # stable: keeps agreement order within each group
+    notes = [
+        f"rows {iv.start}..{iv.end} are flagged only by {', '.join(iv.detectors)}, which "
+        f"{'; '.join(caveats[d] for d in iv.detectors)}; listed after the corroborated intervals"
+        for iv in ordered if alone(iv)
+    ]
+    return result.model_copy(update={"intervals": ordered}), notes[:5]
 
 
 # ------------------------------------------------------------------ explain

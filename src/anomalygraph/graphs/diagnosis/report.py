@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from anomalygraph.data.series import TimeSeries
+from anomalygraph.detectors import detector_names, get_detector_class
 from anomalygraph.detectors.fusion import FusionResult
 from anomalygraph.graphs.diagnosis.state import (
     DetectorRecord,
@@ -91,6 +92,10 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
                          f"{len(r.intervals)} | {r.fit_seconds:.2f} | {r.score_seconds:.2f} |")
         else:
             lines.append(f"| {r.detector} | error: {r.error} | | | | | | |")
+    caveats = [(r.detector, get_detector_class(r.detector).caveat) for r in v.detectors
+               if r.detector in detector_names() and get_detector_class(r.detector).caveat]
+    if caveats:
+        lines += [""] + [f"Caution: {name} {text}; what it alone flags is listed last." for name, text in caveats]
     if v.fusion is not None:
         lines += ["", f"Fusion: {v.fusion.method} over {', '.join(v.fusion.detectors)}; threshold {v.fusion.threshold.describe()}.",
                   "", "## Intervals", "", "| # | start | end | peak | agreement | detectors |", "|---|---|---|---|---|---|"]

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from anomalygraph.data.loaders import load_series
 from anomalygraph.errors import ConfigError
 from anomalygraph.evals.agents import analyst_eval as ev
+from anomalygraph.evals.agents import cli as eval_cli
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
 from anomalygraph.tools import TOOL_NAMES
 
@@ -175,7 +176,7 @@ def test_cli_runs_selected_questions_with_the_configured_model(shared_data, tmp_
 
     monkeypatch.setattr(factory, "get_chat_model", lambda settings=None: scripted_pair())
     app = typer.Typer()
-    app.add_typer(ev.app, name="eval")
+    app.add_typer(eval_cli.app, name="eval")
     result = CliRunner().invoke(app, [
         "eval", "analyst", "--data", str(shared_data), "--out", str(tmp_path / "out"),
         "-q", "nab_taxi_events", "-q", "msl_t5_top_channel",

@@ -205,3 +205,18 @@ def test_crash_then_resume_from_last_completed_node(series_file, tmp_path, monke
     assert resumed_again and again == verdict and calls["fuse"] == 2  # a finished run is not repeated
     _fresh, resumed_fresh = run_diagnosis(str(series_file), out, context(tmp_path), detectors=FAST, resume=False)
     assert not resumed_fresh and calls["profile"] == 2
+
+
+@pytest.mark.parametrize(("channels", "gpu", "expected"), [
+    (1, False, ["iforest", "sub_pca", "matrix_profile"]),
+    (12, False, ["iforest", "sub_pca"]),  # matrix profile is per channel: too slow and diluted on wide data
+    (1, True, ["iforest", "sub_pca", "matrix_profile", "anomaly_transformer"]),
+])
+def test_rule_based_plan_follows_width_and_hardware(channels, gpu, expected):
+    from anomalygraph.data import TimeSeries
+    from anomalygraph.tools.profile import profile_series
+
+    rng = np.random.default_rng(0)
+    series = TimeSeries(values=rng.normal(size=(3000, channels)), name="noise")
+    plan = nodes.rule_based_plan(profile_series(series), gpu=gpu, limit=4)
+    assert plan.detectors == expected and "robust_z" not in plan.detectors

@@ -312,9 +312,8 @@ def generate_cmd(
 ) -> None:
     """Mine a scenario rule bank with the configured LLM (Agentic-PAG): scenario text + normal series -> priors -> rules.
 
-    The model lists the faults the text names, writes one prior per fault (invalid ones go back
-    with the error), reviews sampled pseudo-anomalies of each rule, and revises; you approve the
-    bank (or pass --approve). Re-running the same command resumes an interrupted or pending run.
+    The model lists the faults the text names, writes one prior per fault (invalid ones go back with the error), reviews sampled pseudo-anomalies of each rule, and revises; you approve the bank (or pass --approve). Re-running the same command resumes an interrupted or pending run.
+
     Example: anomalygraph rulebank generate --scenario bench/pump/domain.md --series bench/pump/series.csv --train-end 7200 --out pump_mined.yaml --approve
     """
     import sys

@@ -1,4 +1,6 @@
 """Agent evals: the agents and graphs scored with fixed tasks and computed answers.
 
-``rulebank``: the rule-bank generation graph on TimeAnomalyBench against the hidden banks.
+``analyst_eval``: questions on the real data; ``diagnosis``: the diagnosis graph against the
+best single detector; ``rulebank``: the rule-bank generation graph on TimeAnomalyBench against
+the hidden banks; ``cli``: ``anomalygraph eval``.
 """

@@ -11,7 +11,6 @@ detector to pick is the graph's job. Writes ``diagnosis_eval.md`` and ``diagnosi
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
 from anomalygraph.errors import AnomalyGraphError, ConfigError
+from anomalygraph.evals.agents.tables import write_eval
 from anomalygraph.evals.bench import evaluate_scores, has_labelled_events, vus_window
 from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
 
@@ -217,8 +217,4 @@ def _counts(items: Sequence[str]) -> list[tuple[str, int]]:
 
 
 def write_tables(report: DiagnosisEval, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "diagnosis_eval.md", out_dir / "diagnosis_eval.json"
-    md.write_text(markdown_table(report), encoding="utf-8")
-    js.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
-    return md, js
+    return write_eval(report, markdown_table(report), Path(out_dir), "diagnosis_eval")

@@ -13,7 +13,6 @@ way, as the scenario-agnostic baseline APE argues against. Writes ``rulebank_eva
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -22,6 +21,8 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
+
+from anomalygraph.evals.agents.tables import write_eval
 
 HEURISTIC_BANK = "cutaddpaste"
 HEURISTIC_WINDOW = 100  # cutaddpaste states durations as window shares; the sampler's default window
@@ -172,8 +173,4 @@ def markdown_table(report: RulebankEval) -> str:
 
 
 def write_tables(report: RulebankEval, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "rulebank_eval.md", out_dir / "rulebank_eval.json"
-    md.write_text(markdown_table(report), encoding="utf-8")
-    js.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
-    return md, js
+    return write_eval(report, markdown_table(report), Path(out_dir), "rulebank_eval")

@@ -358,7 +358,7 @@ def test_model_view_keeps_the_current_turn_and_drops_old_turns_whole():
 
 
 def test_detector_arguments_are_narrowed_to_registered_names(series_file, tmp_path):
-    from anomalygraph.detectors import detector_names
+    from anomalygraph.detectors import affordable_detectors
 
     model, ctx = make(tmp_path, [
         step("compare_detectors"), tool_call("compare_detectors", {"detectors": ["iforest", "robust_z"]}),
@@ -367,7 +367,9 @@ def test_detector_arguments_are_narrowed_to_registered_names(series_file, tmp_pa
     turn = run(ctx, "Do detectors agree?", file=str(series_file))
     assert turn.calls[0].outcome == "ok"
     listed = tools_schema(model, 1)[1]["properties"]["detectors"]
-    assert listed["items"]["enum"] == list(detector_names()) and listed["maxItems"] == 4 and listed["minItems"] == 2
+    offered = affordable_detectors(ctx.tool_context().has_gpu())
+    assert listed["items"]["enum"] == offered and listed["maxItems"] == 4 and listed["minItems"] == 2
+    assert ctx.tool_context().has_gpu() or "anomaly_transformer" not in offered
 
 
 def test_step_and_answer_calls_get_their_own_token_caps():

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from anomalygraph.data import TimeSeries
-from anomalygraph.errors import DataError
+from anomalygraph.detectors import register_detector
+from anomalygraph.detectors.baselines import RobustZDetector
+from anomalygraph.errors import ConfigError, DataError
 from anomalygraph.tools import TOOL_NAMES, ToolContext, build_tools
 from anomalygraph.tools import analysis as A
 from anomalygraph.tools.context import resolve_in_roots
@@ -156,3 +158,21 @@ def test_explain_window_ranks_telemetry_above_sparse_command_channels(shared_dat
     out = explain_window(series, start, start + 25)
     assert out.deviating_channels[0].channel == "value"
     assert all(d.morphology != "flatline" for d in out.deviating_channels if d.channel.startswith("cmd"))
+
+
+class _HeavyZ(RobustZDetector):
+    name = "heavy_for_test"
+    heavy = True
+
+
+register_detector(_HeavyZ)
+
+
+def test_heavy_detectors_run_from_tools_only_with_a_gpu(shared_data, tmp_path):
+    cpu = ToolContext(data_roots=[shared_data], output_dir=tmp_path, gpu=False)
+    with pytest.raises(ConfigError, match="'heavy_for_test' is a deep model that agents run only with a GPU"):
+        A.detect(cpu, A.DetectArgs(path=JUMPSUP, detector="heavy_for_test"))
+    with pytest.raises(ConfigError, match="deep model"):
+        A.compare(cpu, A.CompareArgs(path=JUMPSUP, detectors=["iforest", "heavy_for_test"]))
+    gpu = ToolContext(data_roots=[shared_data], output_dir=tmp_path, gpu=True)
+    assert A.detect(gpu, A.DetectArgs(path=JUMPSUP, detector="heavy_for_test")).detector == "heavy_for_test"

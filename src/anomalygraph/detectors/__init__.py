@@ -3,6 +3,7 @@
 from anomalygraph.detectors.base import (
     Detector,
     DetectorConfig,
+    affordable_detectors,
     create_detector,
     detector_names,
     get_detector_class,
@@ -12,6 +13,7 @@ from anomalygraph.detectors.base import (
 __all__ = [
     "Detector",
     "DetectorConfig",
+    "affordable_detectors",
     "create_detector",
     "detector_names",
     "get_detector_class",

@@ -251,6 +251,11 @@ def detector_names() -> list[str]:
     return sorted(set(_BUILTIN) | set(_REGISTERED))
 
 
+def affordable_detectors(gpu: bool) -> list[str]:
+    """Registered detectors worth running on this hardware: ``heavy`` ones only with a GPU."""
+    return [name for name in detector_names() if gpu or not get_detector_class(name).heavy]
+
+
 def get_detector_class(name: str) -> type[Detector]:
     if name in _REGISTERED:
         return _REGISTERED[name]

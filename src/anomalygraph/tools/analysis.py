@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import spearmanr
 
 from anomalygraph.data.series import SeriesSummary, TimeSeries
+from anomalygraph.detectors import affordable_detectors, get_detector_class
 from anomalygraph.detectors.fusion import agreeing, masks_from_intervals
 from anomalygraph.detectors.run import DetectorRun, FitOn, fit_detector, run_detector, top_intervals
-from anomalygraph.errors import DataError
+from anomalygraph.errors import ConfigError, DataError
 from anomalygraph.evals.intervals import Interval, mask_to_intervals
 from anomalygraph.evals.thresholds import Threshold, k_sigma_threshold, pot_threshold
 from anomalygraph.tools.context import ToolContext
@@ -140,6 +141,10 @@ def ensure_run(ctx: ToolContext, path: str, detector: str, rule: ThresholdRule =
     key, series = ctx.load(path)
     cache_key = (key, f"{detector}:{rule}:{sorted((settings or {}).items())}")
     if cache_key not in ctx.runs:
+        if get_detector_class(detector).heavy and not ctx.has_gpu():
+            # a deep model takes minutes per series on CPU (measured: 10 min for one comparison)
+            raise ConfigError(f"'{detector}' is a deep model that agents run only with a GPU; use "
+                              f"{', '.join(affordable_detectors(False))}, or `anomalygraph score -d {detector} FILE`")
         fitted, fitted_on = fit_detector(series, detector, config=settings, fit_on=FitOn.train)
         threshold = None
         assert fitted.decision_scores_ is not None

@@ -41,6 +41,15 @@ class ToolContext:
     output_dir: Path = Path("out/tools")
     series: dict[str, TimeSeries] = field(default_factory=dict)
     runs: dict[tuple[str, str], DetectorRun] = field(default_factory=dict)
+    gpu: bool | None = None
+    """Whether heavy (deep) detectors may run; ``None``: whether CUDA is available."""
+
+    def has_gpu(self) -> bool:
+        if self.gpu is None:
+            import torch
+
+            self.gpu = bool(torch.cuda.is_available())
+        return self.gpu
 
     @classmethod
     def from_settings(cls) -> ToolContext:

@@ -232,10 +232,11 @@ def _call_schema(tool_name: str, args_schema: type[BaseModel], description: str,
     return create_model(tool_name, __config__=ConfigDict(extra="forbid"), __doc__=description, **fields)  # type: ignore[call-overload]
 
 
-def registered_detectors() -> tuple[str, ...]:
-    from anomalygraph.detectors import detector_names
+def offered_detectors(ctx: AnalystContext) -> tuple[str, ...]:
+    """Detector names the model may choose: deep ones only when the tools have a GPU."""
+    from anomalygraph.detectors import affordable_detectors
 
-    return tuple(detector_names())
+    return tuple(affordable_detectors(ctx.tool_context().has_gpu()))
 
 
 def subject_file(state: AnalystState) -> str | None:
@@ -266,7 +267,7 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
         return {"messages": [AIMessage(content="", invalid_tool_calls=[bad])]}
     file = subject_file(state)
     bind_path = file is not None and "path" in tool.args_schema.model_fields
-    schema = _call_schema(name, tool.args_schema, tool.description, bind_path, registered_detectors())
+    schema = _call_schema(name, tool.args_schema, tool.description, bind_path, offered_detectors(ctx))
     bound: dict[str, Any] = {"path": file} if bind_path else {}
     if schema is None:
         call = {"name": name, "args": bound, "id": call_id, "type": "tool_call"}

@@ -19,7 +19,7 @@ from langgraph.types import Send
 
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.detectors import detector_names, get_detector_class
+from anomalygraph.detectors import affordable_detectors, detector_names, get_detector_class
 from anomalygraph.detectors.fusion import (
     FusedInterval,
     FusionResult,
@@ -79,11 +79,6 @@ def rule_based_plan(prof: SeriesProfile, *, gpu: bool, limit: int) -> DetectorPl
         chosen.append(deep[0])
         reasons.append(f"a GPU is present for {deep[0]}")
     return DetectorPlan(detectors=chosen[:limit], reason="; ".join(reasons) + ".")
-
-
-def affordable_detectors(gpu: bool) -> list[str]:
-    """Registered detectors worth running on this hardware: deep ones only with a GPU."""
-    return [name for name in detector_names() if gpu or not get_detector_class(name).heavy]
 
 
 def _detector_menu(names: list[str]) -> str:

@@ -163,7 +163,8 @@ def diagnosis_cmd(
 
 @app.command("rulebank")
 def rulebank_cmd(
-    scenario: Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Scenario (repeatable); default: all.")] = None,
+    subset: Annotated[str, typer.Option("--subset", help="ci (building_energy, at most 2 priors) or all (every scenario).")] = "all",
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Scenario (repeatable); default: those of --subset.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the tables, banks, runs and generated data.")] = Path("out/evals/rulebank"),
     seed: Annotated[int, typer.Option(help="Scenario and sampling seed.")] = 0,
     max_steps: Annotated[int, typer.Option(help="Model-call budget per scenario.")] = 40,
@@ -179,15 +180,24 @@ def rulebank_cmd(
     or: anomalygraph eval rulebank --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
     """
     from anomalygraph.data.synthetic import scenario_names
-    from anomalygraph.evals.agents.rulebank import markdown_table, run_rulebank_eval
+    from anomalygraph.evals.agents.rulebank import (
+        CI_MAX_PRIORS,
+        CI_SCENARIOS,
+        markdown_table,
+        run_rulebank_eval,
+    )
 
     settings = model_settings(provider, base_url, model, llm_config, vision)
+    if subset not in ("ci", "all"):
+        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
     known = scenario_names()
     unknown = [s for s in scenario or [] if s not in known]
     if unknown:
         raise ConfigError(f"unknown scenario(s) {unknown}; known: {', '.join(known)}")
+    chosen = list(scenario or (CI_SCENARIOS if subset == "ci" else known))
     console = Console(stderr=True)
-    report = run_rulebank_eval(list(scenario or known), out, llm_settings=settings, seed=seed, max_steps=max_steps,
+    report = run_rulebank_eval(chosen, out, llm_settings=settings, seed=seed, max_steps=max_steps,
+                               max_priors=CI_MAX_PRIORS if subset == "ci" else 8,
                                on_progress=lambda m: console.print(m, highlight=False))
     Console().print(Markdown(markdown_table(report)))
     Console().print(f"wrote {out / 'rulebank_eval.md'} and {out / 'rulebank_eval.json'}")

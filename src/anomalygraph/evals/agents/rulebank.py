@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from anomalygraph.evals.agents.tables import write_eval
 
 HEURISTIC_BANK = "cutaddpaste"
+CI_SCENARIOS = ("building_energy",)  # the CI subset: one scenario, two priors (about 2 min on 2 cores)
+CI_MAX_PRIORS = 2
 HEURISTIC_WINDOW = 100  # cutaddpaste states durations as window shares; the sampler's default window
 
 

@@ -316,6 +316,21 @@ def test_thread_resumes_from_the_sqlite_store_in_a_new_graph(series_file, tmp_pa
     assert "answer" not in tools_schema(model, 0)[1]["properties"]["action"]["enum"]
 
 
+def test_an_answer_copied_from_an_earlier_turn_is_asked_again_without_the_history(series_file, tmp_path):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = build_graph(InMemorySaver())
+    _, ctx = make(tmp_path, [step("load_series"), "It has 1500 rows."])
+    run(ctx, "How long is it?", file=str(series_file), graph=graph)
+    model, ctx = make(tmp_path, [step("profile_series"), "It has 1500 rows.", "Its period is 100 rows."])
+    turn = run(ctx, "What is its period?", graph=graph)
+    assert turn.answer == "Its period is 100 rows."
+    assert any("repeated an earlier one" in note for note in turn.notes)
+    retry = model.calls[-1]
+    assert not any("Earlier in this conversation" in str(m.content) for m in retry)
+    assert any("Earlier in this conversation" in str(m.content) for m in model.calls[-2])
+
+
 def test_threads_are_isolated(series_file, tmp_path):
     db = tmp_path / "threads.sqlite"
     _, ctx = make(tmp_path, [step("answer"), "A."])

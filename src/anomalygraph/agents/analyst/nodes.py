@@ -95,12 +95,18 @@ def system_message(state: AnalystState, ctx: AnalystContext) -> SystemMessage:
 
 
 def _invoke_fitting(ctx: AnalystContext, state: AnalystState, transcript: Literal["native", "text"],
-                    tail: list[BaseMessage], call: Callable[[list[BaseMessage]], Any]) -> Any:
+                    tail: list[BaseMessage], call: Callable[[list[BaseMessage]], Any], *, earlier_turns: bool = True) -> Any:
     """``call`` on system + history + ``tail``; when the server says the prompt is too long, retry
-    with half the history (twice at most) before giving up with its error."""
+    with half the history (twice at most) before giving up with its error.
+
+    ``earlier_turns=False`` shows only the current turn.
+    """
     budget = ctx.history_chars
+    messages = state.get("messages", [])
+    if not earlier_turns:
+        messages = messages[turn_start(messages):]
     for attempt in range(3):
-        view = model_view(state.get("messages", []), transcript=transcript, history_chars=budget)
+        view = model_view(messages, transcript=transcript, history_chars=budget)
         try:
             return call([system_message(state, ctx), *view, *tail])
         except LLMContextLengthError:
@@ -451,6 +457,18 @@ def route_after_tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> 
 
 
 # ----------------------------------------------------------------- respond
+def _normalised(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def earlier_answers(messages: list[BaseMessage]) -> set[str]:
+    """Normalised final answers of the turns before the current one."""
+    return {
+        _normalised(text_of(m)) for m in messages[: turn_start(messages)]
+        if isinstance(m, AIMessage) and not m.tool_calls and text_of(m).strip()
+    }
+
+
 def clean_answer(text: str) -> str:
     """The answer without reasoning blocks or llama.cpp's ``message:`` prefix."""
     text = _THINK.sub("", text).strip()
@@ -484,6 +502,12 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
     reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=instruction)], model.invoke)
     text = clean_answer(text_of(reply))
     notes: list[str] = []
+    if text and _normalised(text) in earlier_answers(messages):
+        # Small models copy an earlier answer instead of answering the new question (seen with the
+        # embedded 0.5B model in `anomalygraph chat`); ask once more from this turn's results alone.
+        reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=instruction)], model.invoke, earlier_turns=False)
+        text = clean_answer(text_of(reply))
+        notes.append("the first answer repeated an earlier one; it was asked again from this question's results only")
     if not text:
         text = _fallback_answer(state)
         notes.append("the model's answer was empty; the reply lists the tool calls instead")

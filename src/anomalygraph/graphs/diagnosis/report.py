@@ -97,7 +97,9 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
     if caveats:
         lines += [""] + [f"Caution: {name} {text}; what it alone flags is listed last." for name, text in caveats]
     if v.fusion is not None:
-        lines += ["", f"Fusion: {v.fusion.method} over {', '.join(v.fusion.detectors)}; threshold {v.fusion.threshold.describe()}.",
+        weights = ", ".join(f"{name} {w:.2f}" for name, w in v.fusion.weights.items())
+        lines += ["", f"Fusion: {v.fusion.method} over {', '.join(v.fusion.detectors)} (weights {weights}); "
+                  f"threshold {v.fusion.threshold.describe()}.",
                   "", "## Intervals", "", "| # | start | end | peak | agreement | detectors |", "|---|---|---|---|---|---|"]
         for k, iv in enumerate(v.fusion.intervals[:20], start=1):
             lines.append(f"| {k} | {_when(series, iv.start)} | {_when(series, iv.end)} | {iv.peak_score:.2f} | "

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomalygraph.detectors.fusion import agreement_weights, fuse_scores, masks_from_intervals, robust_z
+from anomalygraph.detectors.fusion import (
+    agreement_weights,
+    fuse_scores,
+    masks_from_intervals,
+    robust_z,
+)
 from anomalygraph.errors import DataError
 
 

@@ -111,6 +111,18 @@ def test_explanation_errors_fall_back_and_are_noted(series_file, tmp_path):
     assert any("refused the connection" in n for n in verdict.notes)
 
 
+def test_an_explanation_that_lists_every_shape_is_not_shown(series_file, tmp_path):
+    echo = "The shape is spike, dip, level shift, drift, variance burst, flatline."
+    good = "cpu and latency rose together by about 20 sigma for twenty minutes (a level shift)."
+    model = ScriptedChatModel(script=[echo, good, good])
+    verdict, _ = run_diagnosis(str(series_file), tmp_path / "out", context(tmp_path, model), detectors=FAST)
+    first, *rest = verdict.explanations
+    assert first.source == "statistics" and first.text.startswith(first.statistics.splitlines()[0][:20])
+    assert any("listed 6 shapes instead of describing the measured one" in n for n in verdict.notes)
+    assert all(e.source == "llm" and e.text == good for e in rest)
+    assert nodes.explanation_problem(good) is None and nodes.explanation_problem("") == "the model's answer was empty"
+
+
 class BrokenDetector(RobustZDetector):
     name = "broken_for_test"
 

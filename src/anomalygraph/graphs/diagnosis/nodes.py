@@ -273,10 +273,28 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
         p.get("text", "") for p in reply.content if isinstance(p, dict)
     )
     text = _first_sentences(" ".join(text.split()).replace("**", ""), 3)
-    if len(text) < 10:
-        notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: the model's answer was empty")
+    problem = explanation_problem(text)
+    if problem:
+        notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: {problem}")
         return fallback, "statistics"
     return text[:MAX_EXPLANATION_CHARS], "llm"
+
+
+SHAPES = ("spike", "dip", "level shift", "level_shift", "drift", "variance burst", "variance_burst", "flatline")
+
+
+def explanation_problem(text: str) -> str | None:
+    """Why a model's explanation is unusable, or None: empty, or a list of every shape instead of one.
+
+    The embedded 0.5B model answered "The shape is spike, dip, level shift, drift, variance
+    burst, flatline" for a measured level shift; such an answer says nothing and is not shown.
+    """
+    if len(text) < 10:
+        return "the model's answer was empty"
+    named = {shape.replace("_", " ") for shape in SHAPES if shape in text.lower()}
+    if len(named) >= 4:
+        return f"the model's answer listed {len(named)} shapes instead of describing the measured one"
+    return None
 
 
 def _first_sentences(text: str, n: int) -> str:

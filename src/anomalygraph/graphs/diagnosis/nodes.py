@@ -273,7 +273,10 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
         p.get("text", "") for p in reply.content if isinstance(p, dict)
     )
     text = _first_sentences(" ".join(text.split()).replace("**", ""), 3)
-    problem = explanation_problem(text)
+    shown = data.content if isinstance(data.content, str) else " ".join(
+        part.get("text", "") for part in data.content if isinstance(part, dict)
+    )
+    problem = explanation_problem(text, f"{shown}\n{prompt}")
     if problem:
         notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: {problem}")
         return fallback, "statistics"
@@ -283,17 +286,30 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
 SHAPES = ("spike", "dip", "level shift", "level_shift", "drift", "variance burst", "variance_burst", "flatline")
 
 
-def explanation_problem(text: str) -> str | None:
-    """Why a model's explanation is unusable, or None: empty, or a list of every shape instead of one.
+_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
-    The embedded 0.5B model answered "The shape is spike, dip, level shift, drift, variance
-    burst, flatline" for a measured level shift; such an answer says nothing and is not shown.
+
+def _numbers(text: str) -> set[str]:
+    return {n.lstrip("+-").rstrip("0").rstrip(".") if "." in n else n.lstrip("+-") for n in _NUMBER.findall(text)}
+
+
+def explanation_problem(text: str, prompt: str = "") -> str | None:
+    """Why a model's explanation is unusable, or None.
+
+    Empty; a list of every shape instead of the measured one (the embedded 0.5B model answered
+    "The shape is spike, dip, level shift, drift, variance burst, flatline" for a level shift);
+    or numbers that are nowhere in the statistics it was given ("moved from 1 to 2, ... [0.4e+04,
+    7643]"), which the prompt forbids.
     """
     if len(text) < 10:
         return "the model's answer was empty"
     named = {shape.replace("_", " ") for shape in SHAPES if shape in text.lower()}
     if len(named) >= 4:
         return f"the model's answer listed {len(named)} shapes instead of describing the measured one"
+    if prompt:
+        invented = sorted(_numbers(text) - _numbers(prompt))
+        if invented:
+            return f"the model's answer has numbers that are not in the statistics ({', '.join(invented[:5])})"
     return None
 
 

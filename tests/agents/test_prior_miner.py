@@ -224,3 +224,13 @@ def test_the_fault_list_is_asked_from_the_narrative() -> None:
     PriorMiner(model=model, capabilities=TEXT_ONLY).list_faults(doc)
     sent = model.calls[0][-1].content
     assert "leaking seal" in sent and "14400" not in sent and "| channel" not in sent
+
+
+def test_an_over_long_critique_reason_is_cut_not_rejected() -> None:
+    from anomalygraph.agents.prior_miner import REASON_CHARS, Critique
+
+    verdict = Critique.model_validate({"reason": "word " * 200, "verdict": "reject"})
+    assert len(verdict.reason) == REASON_CHARS and verdict.reason.endswith("…") and verdict.verdict == "reject"
+    assert Critique.model_json_schema()["properties"]["reason"]["maxLength"] == REASON_CHARS
+    with pytest.raises(ValueError, match="at least 1 character"):
+        Critique.model_validate({"reason": "", "verdict": "keep"})

@@ -25,12 +25,20 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.errors import AnomalyGraphError
@@ -154,10 +162,23 @@ class PriorDraft(_Model):
         return self
 
 
+REASON_CHARS = 400
+
+
+def _clip_reason(value: Any) -> Any:
+    """Cut an over-long reason instead of failing the verdict: the 0.5B model writes past 400
+    characters on every attempt, and three repair rounds cost two minutes for nothing."""
+    if isinstance(value, str) and len(value) > REASON_CHARS:
+        return value[: REASON_CHARS - 1].rstrip() + "…"
+    return value
+
+
 class Critique(_Model):
     """A judge's verdict on one rule and its samples."""
 
-    reason: str = Field(min_length=1, max_length=400, description="one sentence: why")
+    reason: Annotated[str, BeforeValidator(_clip_reason)] = Field(
+        min_length=1, max_length=REASON_CHARS, description="one sentence: why"
+    )
     verdict: Literal["keep", "revise", "reject"]
 
 

@@ -117,7 +117,7 @@ def test_thread_resumes_after_restart_with_its_file_and_history(app, series_file
     use_model([step("load_series"), "1200 rows of cpu."])
     first = invoke(app, ["-t", "t1", "--out", str(out), str(series_file), "-m", "How long is it?"])
     assert first.exit_code == 0, first.output
-    model = use_model([step("profile_series"), "Still 1200 rows; its period is 60 rows."])
+    model = use_model([step("profile_series"), "Still 1200 rows, one channel."])
     second = invoke(app, ["-t", "t1", "--out", str(out), "--history", "-m", "What did you find?"])
     assert second.exit_code == 0, second.output
     assert "thread t1 resumed: 1 earlier turn(s)" in second.output and str(series_file) in second.output

@@ -44,6 +44,7 @@ from anomalygraph.agents.analyst.state import (
 )
 from anomalygraph.agents.analyst.view import compact_result, cut, model_view, render_call, summarize
 from anomalygraph.llm.errors import LLMContextLengthError, StructuredOutputError
+from anomalygraph.llm.grounding import invented_numbers
 from anomalygraph.llm.structured import describe_errors, structured
 from anomalygraph.prompts import load_prompt
 
@@ -508,6 +509,16 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
         reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=instruction)], model.invoke, earlier_turns=False)
         text = clean_answer(text_of(reply))
         notes.append("the first answer repeated an earlier one; it was asked again from this question's results only")
+    said = [text_of(m) for m in messages]
+    invented = invented_numbers(text, *said) if text else []
+    if invented:
+        again = (f"{instruction}\nYour previous answer quoted numbers that no tool reported ({', '.join(invented[:5])}). "
+                 "Answer again using only numbers that appear in the tool results.")
+        reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=again)], model.invoke)
+        text = clean_answer(text_of(reply))
+        invented = invented_numbers(text, *said) if text else []
+        notes.append("the first answer quoted numbers no tool reported; it was asked again"
+                     + (f", and still quotes {', '.join(invented[:5])}: check them against the tool results" if invented else ""))
     if not text:
         text = _fallback_answer(state)
         notes.append("the model's answer was empty; the reply lists the tool calls instead")

@@ -37,6 +37,7 @@ from anomalygraph.graphs.diagnosis.state import (
     Explanation,
     PlanRecord,
 )
+from anomalygraph.llm.grounding import invented_numbers
 from anomalygraph.prompts import load_prompt
 from anomalygraph.tools.context import resolve_in_roots
 from anomalygraph.tools.explain import WindowExplanation, explain_window
@@ -286,13 +287,6 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
 SHAPES = ("spike", "dip", "level shift", "level_shift", "drift", "variance burst", "variance_burst", "flatline")
 
 
-_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-
-
-def _numbers(text: str) -> set[str]:
-    return {n.lstrip("+-").rstrip("0").rstrip(".") if "." in n else n.lstrip("+-") for n in _NUMBER.findall(text)}
-
-
 def explanation_problem(text: str, prompt: str = "") -> str | None:
     """Why a model's explanation is unusable, or None.
 
@@ -307,7 +301,7 @@ def explanation_problem(text: str, prompt: str = "") -> str | None:
     if len(named) >= 4:
         return f"the model's answer listed {len(named)} shapes instead of describing the measured one"
     if prompt:
-        invented = sorted(_numbers(text) - _numbers(prompt))
+        invented = invented_numbers(text, prompt)
         if invented:
             return f"the model's answer has numbers that are not in the statistics ({', '.join(invented[:5])})"
     return None

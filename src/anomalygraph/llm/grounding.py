@@ -1,0 +1,39 @@
+"""Checks that a model's prose quotes only numbers it was given.
+
+Small models invent rows, dates and sigmas ("the strongest anomaly is at row 2157" after a tool
+reported rows 0..21); prompts forbid it, and these checks catch it so the caller can ask again,
+fall back to measured statistics, or warn the reader.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A number not glued to a preceding digit or decimal point: "10033..10136" gives both ends,
+# "x1.4" gives 1.4, "2015-01-26" gives 2015, 01 and 26.
+_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers in ``text`` without sign, trailing decimal zeros or a bare point ("-4.0" -> "4")."""
+    found = set()
+    for raw in _NUMBER.findall(text):
+        number = raw.lstrip("+-")
+        if "." in number and "e" not in number.lower():
+            number = number.rstrip("0").rstrip(".")
+        if number.isdigit():
+            number = number.lstrip("0") or "0"
+        found.add(number)
+    return found
+
+
+def invented_numbers(answer: str, *sources: str) -> list[str]:
+    """Numbers in ``answer`` that appear in none of ``sources``, sorted.
+
+    Single-digit integers are let through: they are counts and unit conversions ("5 minutes"
+    from a step of 300 s, "2 intervals") far more often than invented facts.
+    """
+    given: set[str] = set()
+    for source in sources:
+        given |= numbers_in(source)
+    return sorted(n for n in numbers_in(answer) - given if not (n.isdigit() and len(n) == 1))

@@ -1,0 +1,24 @@
+"""Numbers a model quotes must come from what it was given."""
+
+from __future__ import annotations
+
+import pytest
+
+from anomalygraph.llm.grounding import invented_numbers, numbers_in
+
+
+def test_numbers_are_read_whole_and_normalised():
+    assert numbers_in("rows 10033..10136, level -4.0 sigma, x1.4, 2015-01-26 00:30, 0.4e+04") == {
+        "10033", "10136", "4", "1.4", "2015", "1", "26", "0", "30", "0.4e+04",
+    }
+
+
+@pytest.mark.parametrize(("answer", "invented"), [
+    ("The strongest anomaly is at row 2157.", ["2157"]),
+    ("Rows 0..21 stand out, peak score 0.441.", []),
+    ("It is sampled every 5 minutes and has 2 intervals.", []),  # single digits: counts and conversions
+    ("Peak 0.44 at row 21.", ["0.44"]),  # rounding is not quoting
+])
+def test_invented_numbers_are_those_in_no_source(answer, invented):
+    tool_result = "top_intervals: [{start: 0, end: 21, peak_score: 0.441}]\nstep: 300 s"
+    assert invented_numbers(answer, "Where is the strongest anomaly?", tool_result) == invented

@@ -8,9 +8,10 @@ from anomalygraph.llm.grounding import invented_numbers, numbers_in
 
 
 def test_numbers_are_read_whole_and_normalised():
-    assert numbers_in("rows 10033..10136, level -4.0 sigma, x1.4, 2015-01-26 00:30, 0.4e+04") == {
-        "10033", "10136", "4", "1.4", "2015", "1", "26", "0", "30", "0.4e+04",
+    assert numbers_in("rows 10033..10136, level -4.0 sigma, peak 9.6, 2015-01-26 00:30, 0.4e+04") == {
+        "10033", "10136", "4", "9.6", "2015", "1", "26", "0", "30", "0.4e+04",
     }
+    assert numbers_in("cmd12 and C-1 and machine-1-1 deviate") == set()  # names, not numbers
 
 
 @pytest.mark.parametrize(("answer", "invented"), [

@@ -12,12 +12,14 @@ import re
 # A number not glued to a preceding digit or decimal point: "10033..10136" gives both ends,
 # "x1.4" gives 1.4, "2015-01-26" gives 2015, 01 and 26.
 _NUMBER = re.compile(r"(?<!\d)(?<!\d\.)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+# Names with digits (channels cmd12, MSL C-1, machine-1-1) are names, not numbers.
+_NAME = re.compile(r"[A-Za-z_]+[-_]?\d[\w-]*")
 
 
 def numbers_in(text: str) -> set[str]:
     """The numbers in ``text`` without sign, trailing decimal zeros or a bare point ("-4.0" -> "4")."""
     found = set()
-    for raw in _NUMBER.findall(text):
+    for raw in _NUMBER.findall(_NAME.sub(" ", text)):
         number = raw.lstrip("+-")
         if "." in number and "e" not in number.lower():
             number = number.rstrip("0").rstrip(".")

@@ -38,9 +38,9 @@ from anomalygraph.agents.analyst import (
 )
 from anomalygraph.agents.analyst.context import DEFAULT_MAX_STEPS
 from anomalygraph.agents.analyst.graph import THREADS_FILE, turn_input
-from anomalygraph.agents.analyst.state import text_of
 from anomalygraph.agents.analyst.view import render_call
 from anomalygraph.errors import AnomalyGraphError, ConfigError, DataError
+from anomalygraph.llm.messages import text_of
 from anomalygraph.llm.usage import UsageLogger
 from anomalygraph.tools import ToolContext
 

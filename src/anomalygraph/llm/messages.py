@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.errors import DataError
@@ -24,6 +24,14 @@ from anomalygraph.llm.settings import ModelCapabilities
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_BYTES = 8 << 20
 TEXT_RENDERING_INTRO = "The plot is not shown to you; this is a textual rendering of the same data."
+
+
+def text_of(message: BaseMessage) -> str:
+    """The text of a message whose content is a string or a list of parts (images contribute nothing)."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
 
 
 def read_png(image: bytes | str | Path) -> bytes:

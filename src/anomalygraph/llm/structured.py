@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from anomalygraph.errors import ConfigError
 from anomalygraph.llm.errors import StructuredOutputError
 from anomalygraph.llm.factory import capabilities_of
+from anomalygraph.llm.messages import text_of
 from anomalygraph.llm.settings import ModelCapabilities
 from anomalygraph.prompts import load_prompt
 
@@ -99,13 +100,6 @@ def extract_json(text: str) -> Any:
         raise _Invalid(f"the reply is not valid JSON: {exc.msg} at character {exc.pos}", text[:_MAX_ECHO]) from exc
 
 
-def _text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
-
-
 def _validate(schema: type[M], data: Any, answer: str) -> M:
     try:
         return schema.model_validate(data)
@@ -126,14 +120,14 @@ def _from_tool_call(schema: type[M], name: str, reply: BaseMessage) -> M:
             raise _Invalid(f"the arguments of {name} are not valid JSON ({call.get('error') or 'parse error'})", raw[:_MAX_ECHO])
     if calls:
         raise _Invalid(f"called {calls[0].get('name')!r} instead of {name}", json.dumps(calls[0].get("args"), default=str)[:_MAX_ECHO])
-    text = _text(reply)
+    text = text_of(reply)
     if "{" in text:  # some servers put the call in the text; it is validated all the same
         return _validate(schema, extract_json(text), text[:_MAX_ECHO])
     raise _Invalid(f"no call to {name}; the model answered in prose", text[:_MAX_ECHO] or "(empty reply)")
 
 
 def _from_content(schema: type[M], reply: BaseMessage) -> M:
-    text = _text(reply)
+    text = text_of(reply)
     return _validate(schema, extract_json(text), text[:_MAX_ECHO])
 
 
@@ -141,7 +135,7 @@ def _with_instruction(messages: list[BaseMessage], instruction: str) -> list[Bas
     """Put ``instruction`` in the system message (llama.cpp lists the tools there too)."""
     if messages and isinstance(messages[0], SystemMessage):
         first = messages[0]
-        return [SystemMessage(content=f"{_text(first)}\n\n{instruction}"), *messages[1:]]
+        return [SystemMessage(content=f"{text_of(first)}\n\n{instruction}"), *messages[1:]]
     return [SystemMessage(content=instruction), *messages]
 
 

@@ -39,12 +39,12 @@ from anomalygraph.agents.analyst.state import (
     last_turn,
     next_action_schema,
     steps_used,
-    text_of,
     turn_start,
 )
 from anomalygraph.agents.analyst.view import compact_result, cut, model_view, render_call, summarize
 from anomalygraph.llm.errors import LLMContextLengthError, StructuredOutputError
 from anomalygraph.llm.grounding import invented_numbers
+from anomalygraph.llm.messages import text_of
 from anomalygraph.llm.structured import describe_errors, structured
 from anomalygraph.prompts import load_prompt
 

@@ -14,6 +14,8 @@ from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMes
 from langgraph.graph import add_messages
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from anomalygraph.llm.messages import text_of
+
 ANSWER = "answer"
 
 Outcome = Literal["ok", "invalid_arguments", "unknown_tool", "tool_error", "duplicate", "not_run"]
@@ -95,13 +97,6 @@ class TurnRecord(BaseModel):
     def made_calls(self) -> int:
         """Calls the model made and that were attempted (``not_run`` ones were refused by the budget)."""
         return sum(c.outcome != "not_run" for c in self.calls)
-
-
-def text_of(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
 
 
 def turn_start(messages: list[BaseMessage]) -> int:

@@ -251,7 +251,7 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
     if ctx.model is None:
         return fallback, "statistics"
     from anomalygraph.llm.factory import capabilities_of
-    from anomalygraph.llm.messages import plot_message
+    from anomalygraph.llm.messages import plot_message, text_of
     from anomalygraph.llm.settings import CAPABILITY_PRESETS, Provider
 
     caps = capabilities_of(ctx.model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
@@ -270,14 +270,9 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
     except AnomalyGraphError as exc:  # the client turns transport failures into LLMError
         notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: {exc}")
         return fallback, "statistics"
-    text = reply.content if isinstance(reply.content, str) else " ".join(
-        p.get("text", "") for p in reply.content if isinstance(p, dict)
-    )
+    text = text_of(reply)
     text = _first_sentences(" ".join(text.split()).replace("**", ""), 3)
-    shown = data.content if isinstance(data.content, str) else " ".join(
-        part.get("text", "") for part in data.content if isinstance(part, dict)
-    )
-    problem = explanation_problem(text, f"{shown}\n{prompt}")
+    problem = explanation_problem(text, f"{text_of(data)}\n{prompt}")
     if problem:
         notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: {problem}")
         return fallback, "statistics"

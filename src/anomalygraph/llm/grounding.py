@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 # A number not glued to a preceding digit or decimal point: "10033..10136" gives both ends,
-# "x1.4" gives 1.4, "2015-01-26" gives 2015, 01 and 26.
+# "2015-01-26" gives 2015, 01 and 26.
 _NUMBER = re.compile(r"(?<!\d)(?<!\d\.)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 # Names with digits (channels cmd12, MSL C-1, machine-1-1) are names, not numbers.
 _NAME = re.compile(r"[A-Za-z_]+[-_]?\d[\w-]*")

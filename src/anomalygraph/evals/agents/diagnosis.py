@@ -25,9 +25,9 @@ from anomalygraph.errors import AnomalyGraphError, ConfigError
 from anomalygraph.evals.agents.tables import write_eval
 from anomalygraph.evals.bench import evaluate_scores, has_labelled_events, vus_window
 from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
+from anomalygraph.graphs.diagnosis.nodes import FUSED, scores_file
 
 METRICS = ("vus_pr", "auc_pr", "range_f1", "event_f1")
-FUSED = "fused"
 
 # The CI subset: one NAB series (no training split) and one MSL channel (with one), so both
 # fitting rules and both the univariate and multivariate paths are exercised.
@@ -118,7 +118,7 @@ def evaluate_run(dataset: str, path: Path, out_dir: Path, context: DiagnosisCont
             singles[record.detector] = Scores.of(evaluate_scores(series, scores, record.threshold.value, window).summary())
     fused = None
     if verdict.fusion is not None:
-        scores = np.load(out_dir / "scores" / f"{FUSED}.npy", allow_pickle=False)
+        scores = np.load(scores_file(out_dir, FUSED), allow_pickle=False)
         fused = Scores.of(evaluate_scores(series, scores, verdict.fusion.threshold.value, window).summary())
     intervals = verdict.fusion.intervals if verdict.fusion else []
     return SeriesRow(

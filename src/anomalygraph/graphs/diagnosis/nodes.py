@@ -147,6 +147,14 @@ def route_detectors(state: DiagnosisState) -> list[Send]:
 
 
 # ---------------------------------------------------------------------- run
+FUSED = "fused"
+
+
+def scores_file(out_dir: str | Path, track: str) -> Path:
+    """Where a run keeps one track's scores: a detector's name, or :data:`FUSED`."""
+    return Path(out_dir) / "scores" / f"{track}.npy"
+
+
 def run_one(task: DetectorTask, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
     series = series_of(task["path"], runtime.context)
     name = task["detector"]
@@ -155,9 +163,8 @@ def run_one(task: DetectorTask, runtime: Runtime[DiagnosisContext]) -> dict[str,
     except AnomalyGraphError as exc:
         record = DetectorRecord(detector=name, status="error", error=str(exc))
         return {"records": [record.model_dump(mode="json")], "notes": [f"{name} failed: {exc}"]}
-    scores_dir = Path(task["out_dir"]) / "scores"
-    scores_dir.mkdir(parents=True, exist_ok=True)
-    scores_path = scores_dir / f"{name}.npy"
+    scores_path = scores_file(task["out_dir"], name)
+    scores_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(scores_path, run.scores, allow_pickle=False)
     record = DetectorRecord(
         detector=name, status="ok", fitted_on=run.fitted_on, threshold=run.threshold, n_flagged=run.n_flagged,
@@ -183,7 +190,7 @@ def fuse(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str,
     fit_rows = slice(0, series.train_end) if series.train_end else slice(None)
     fused, result = fuse_scores(scores, masks, fit_rows=fit_rows, contamination=runtime.context.contamination)
     result, notes = demote_uncorroborated(result)
-    fused_path = Path(state["out_dir"]) / "scores" / "fused.npy"
+    fused_path = scores_file(state["out_dir"], FUSED)
     np.save(fused_path, fused, allow_pickle=False)
     return {"fusion": result.model_dump(mode="json"), "fused_path": str(fused_path), "notes": notes}
 

@@ -150,22 +150,17 @@ def ours_step_times(
     window: int, channels: int, batch: int, repeats: int, threads: int, precision: str = "fp32"
 ) -> dict:
     """The same two measurements for our model: one fused minimax step, one scoring batch."""
-    import contextlib
-
     import torch
-
-    torch.set_num_threads(threads)
-    amp = (
-        torch.autocast("cpu", dtype=torch.bfloat16)
-        if precision == "bf16"
-        else contextlib.nullcontext()
-    )
 
     from anomalygraph.detectors.anomaly_transformer.model import (
         AnomalyTransformerModel,
         anomaly_criterion,
         fused_minimax_loss,
     )
+    from anomalygraph.detectors.anomaly_transformer.training import autocast
+
+    torch.set_num_threads(threads)
+    device = torch.device("cpu")
 
     torch.manual_seed(0)
     model = AnomalyTransformerModel(channels, window)
@@ -174,14 +169,14 @@ def ours_step_times(
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with amp:
+        with autocast(device, precision):
             output = model(x)
         loss, _, _ = fused_minimax_loss(output, x, 3.0)
         loss.backward()
         optimizer.step()
 
     def score_batch() -> None:
-        with torch.inference_mode(), amp:
+        with torch.inference_mode(), autocast(device, precision):
             anomaly_criterion(model(x), x, 50.0)
 
     out = {}

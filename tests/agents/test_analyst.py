@@ -342,6 +342,18 @@ def test_an_answer_with_numbers_no_tool_reported_is_asked_again_then_flagged(ser
     assert any("still quotes 2157: check them against the tool results" in n for n in turn.notes)
 
 
+def test_after_a_copied_answer_the_number_retry_also_leaves_earlier_turns_out(series_file, tmp_path):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = build_graph(InMemorySaver())
+    _, ctx = make(tmp_path, [step("load_series"), "It has 1500 rows."])
+    run(ctx, "How long is it?", file=str(series_file), graph=graph)
+    model, ctx = make(tmp_path, [step("load_series"), "It has 1500 rows.", "It has 2157 rows.", "One channel, cpu."])
+    turn = run(ctx, "Which channels?", graph=graph)
+    assert turn.answer == "One channel, cpu."
+    assert not any("Earlier in this conversation" in str(m.content) for m in model.calls[-1])
+
+
 def test_threads_are_isolated(series_file, tmp_path):
     db = tmp_path / "threads.sqlite"
     _, ctx = make(tmp_path, [step("answer"), "A."])

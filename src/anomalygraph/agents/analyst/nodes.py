@@ -503,9 +503,11 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
     reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=instruction)], model.invoke)
     text = clean_answer(text_of(reply))
     notes: list[str] = []
+    earlier_turns = True
     if text and _normalised(text) in earlier_answers(messages):
         # Small models copy an earlier answer instead of answering the new question (seen with the
         # embedded 0.5B model in `anomalygraph chat`); ask once more from this turn's results alone.
+        earlier_turns = False
         reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=instruction)], model.invoke, earlier_turns=False)
         text = clean_answer(text_of(reply))
         notes.append("the first answer repeated an earlier one; it was asked again from this question's results only")
@@ -514,7 +516,7 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
     if invented:
         again = (f"{instruction}\nYour previous answer quoted numbers that no tool reported ({', '.join(invented[:5])}). "
                  "Answer again using only numbers that appear in the tool results.")
-        reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=again)], model.invoke)
+        reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=again)], model.invoke, earlier_turns=earlier_turns)
         text = clean_answer(text_of(reply))
         invented = invented_numbers(text, *said) if text else []
         notes.append("the first answer quoted numbers no tool reported; it was asked again"

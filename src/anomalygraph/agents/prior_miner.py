@@ -42,6 +42,7 @@ from pydantic import (
 
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.errors import AnomalyGraphError
+from anomalygraph.llm.factory import model_name
 from anomalygraph.llm.settings import ModelCapabilities
 from anomalygraph.prompts import PromptTemplate, load_prompt
 from anomalygraph.rulebank.distributions import Uniform
@@ -486,15 +487,6 @@ class PriorMiner:
 
             message = plot_message(text, capabilities=self.capabilities, image=plot)
         return self._ask(Critique, [self._system(), message])
-
-
-def model_name(model: Any) -> str:
-    """The served model's name for provenance (``model_name``/``model`` attribute, else the class)."""
-    for attr in ("model_name", "model"):
-        value = getattr(model, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return type(model).__name__
 
 
 _MARKUP = ("#", "|", "- ", "* ", "+ ")

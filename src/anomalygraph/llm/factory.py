@@ -9,6 +9,7 @@ failures inside the OpenAI client, and turns what is left into one clear :class:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
@@ -77,6 +78,15 @@ def get_chat_model(
         callbacks=[USAGE, *callbacks],
         metadata={CAPABILITIES_KEY: settings.capabilities.model_dump(), "anomalygraph_provider": settings.provider.value},
     )
+
+
+def model_name(model: Any) -> str:
+    """The served model's name for provenance (``model_name``/``model`` attribute, else the class)."""
+    for attr in ("model_name", "model"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
 
 
 def capabilities_of(model: Runnable | BaseChatModel) -> ModelCapabilities | None:

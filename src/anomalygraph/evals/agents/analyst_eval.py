@@ -35,6 +35,7 @@ from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.errors import AnomalyGraphError, ConfigError, DataError
 from anomalygraph.evals.intervals import mask_to_intervals
+from anomalygraph.llm.factory import model_name
 
 QUESTIONS_FILE = Path(__file__).with_name("analyst_questions.yaml")
 GradeKind = Literal["number", "duration", "day", "rows", "channel"]
@@ -424,7 +425,7 @@ def run_eval(
     caps = capabilities_of(model)
     probe = AnalystContext(model=model, max_steps=max_steps, tools_per_turn=tools_per_turn)
     report = EvalReport(
-        model=str(getattr(model, "model_name", None) or type(model).__name__),
+        model=model_name(model),
         provider=str(getattr(model, "provider", None) or "unknown"),
         strategy=probe.resolved_strategy() if caps is not None else "guided",
         subset=subset, max_steps=max_steps, tools_per_turn=probe.answer_after(), n_questions=len(results),

@@ -142,7 +142,7 @@ def diagnosis_cmd(
     chat_model, name = None, "none (rule-based plan, statistical explanations)"
     if llm:
         chat_model = _start_model(model_settings(provider, base_url, model, llm_config), console)
-        from anomalygraph.agents.prior_miner import model_name
+        from anomalygraph.llm.factory import model_name
 
         name = model_name(chat_model)
     label = "selected" if series else subset

@@ -90,13 +90,13 @@ def run_rulebank_eval(
     on_progress: Callable[[str], None] | None = None,
 ) -> RulebankEval:
     """Run the graph on each scenario (auto-approved) and score mined and heuristic banks."""
-    from anomalygraph.agents.prior_miner import model_name
     from anomalygraph.data.synthetic import generate, get_scenario, write_bench
     from anomalygraph.graphs.rulebank_generation import (
         GenerationContext,
         GenerationRequest,
         run_generation,
     )
+    from anomalygraph.llm.factory import model_name
     from anomalygraph.rulebank.store import load_bank
 
     out = Path(out_dir)

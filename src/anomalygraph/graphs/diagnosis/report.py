@@ -17,6 +17,7 @@ from anomalygraph.graphs.diagnosis.state import (
     Explanation,
     PlanRecord,
 )
+from anomalygraph.llm.factory import model_name
 from anomalygraph.prompts import load_prompt
 
 ORIGIN = {"llm": "The model's reading of the statistics below", "statistics": "From the statistics alone"}
@@ -44,14 +45,14 @@ def write_report(state: DiagnosisState, series: TimeSeries, ctx: DiagnosisContex
         thresholds={r.detector: r.threshold.value for r in records if r.threshold}
         | ({"fused": fusion.threshold.value} if fusion else {}),
     )
-    model_name = None if ctx.model is None else str(getattr(ctx.model, "model_name", type(ctx.model).__name__))
+    used_model = None if ctx.model is None else model_name(ctx.model)
     prompts = [load_prompt(n).ref for n in ("diagnosis/choose_detectors", "diagnosis/explain_interval")]
     report_path = out / "report.md"
     verdict = DiagnosisVerdict(
         series=series.name, source=str(series.meta.get("source", state["path"])), length=series.length,
         n_channels=series.n_channels, plan=plan, detectors=records, fusion=fusion, explanations=explanations,
         report_path=str(report_path), plots=[str(overview), *(e.plot_path for e in explanations)],
-        model=model_name, prompt_versions=prompts, notes=list(state.get("notes", [])),
+        model=used_model, prompt_versions=prompts, notes=list(state.get("notes", [])),
     )
     report_path.write_text(markdown(verdict, series))
     (out / "verdict.json").write_text(verdict.model_dump_json(indent=2))

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anomalygraph.core.stats import robust_scale
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.rulebank.context import robust_scale
 from anomalygraph.rulebank.operators import OPERATORS, apply_batch
 from anomalygraph.rulebank.sampler import PAGSampler
 from anomalygraph.rulebank.store import load_bank

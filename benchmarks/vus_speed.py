@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from anomalygraph.data.periods import estimate_period
-from anomalygraph.evals.metrics import vus_pr
+from anomalygraph.metrics import vus_pr
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -75,7 +75,7 @@ if [[ -n "${AG_EXTRA_ARGS:-}" ]]; then
 fi
 
 status() {
-  "$PY" -m anomalygraph.llm.cli status --url "$CHECK_URL" --model "$NAME" "$@"
+  "$PY" -m anomalygraph.cli llm status --url "$CHECK_URL" --model "$NAME" "$@"
 }
 
 case "$MODE" in
@@ -108,7 +108,7 @@ case "$MODE" in
     ;;
   bench)
     ANOMALYGRAPH_LLM_PROVIDER=vllm ANOMALYGRAPH_LLM_BASE_URL="$CHECK_URL" ANOMALYGRAPH_LLM_MODEL="$NAME" \
-      ANOMALYGRAPH_LLM_API_KEY="${AG_API_KEY:-not-needed}" "$PY" -m anomalygraph.llm.cli bench
+      ANOMALYGRAPH_LLM_API_KEY="${AG_API_KEY:-not-needed}" "$PY" -m anomalygraph.cli llm bench
     ;;
   *)
     echo "usage: $0 [serve|print|wait|check|bench]" >&2

@@ -6,7 +6,7 @@ detectors from :mod:`anomalygraph.detectors`, metrics from :mod:`anomalygraph.ev
 
 from importlib.metadata import PackageNotFoundError, version
 
-from anomalygraph.errors import AnomalyGraphError, ConfigError, DataError, NotFittedError
+from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataError, NotFittedError
 
 try:
     __version__ = version("anomalygraph")

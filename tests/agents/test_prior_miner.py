@@ -132,7 +132,7 @@ def test_list_faults_dedupes_and_caps() -> None:
 
 
 def test_propose_sends_the_plot_as_text_to_a_text_model(series: TimeSeries, tmp_path) -> None:
-    from anomalygraph.evals.plots import plot_detection
+    from anomalygraph.plots.detection import plot_detection
 
     plot = plot_detection(series, path=tmp_path / "p.png")
     model = ScriptedChatModel(script=[tool_call("AnomalyPriorDraft", draft())])
@@ -194,7 +194,7 @@ def test_critique_reads_rule_and_samples_and_shows_the_plot_to_vision_models(ser
     assert "shape: flatline" in text and "channels: pressure" in text and "duration: 5 min to 30 min" in text
     assert "- sample 1: frozen" in text and not has_image(model.calls[0][-1])
     png = tmp_path / "s.png"
-    from anomalygraph.evals.plots import plot_detection
+    from anomalygraph.plots.detection import plot_detection
 
     plot_detection(series, path=png)
     vision = ScriptedChatModel(script=['{"reason": "ok", "verdict": "keep"}'])

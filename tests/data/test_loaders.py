@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalygraph.core.intervals import mask_to_intervals
 from anomalygraph.data import load_series
 from anomalygraph.data.loaders import detect_format
-from anomalygraph.evals.intervals import mask_to_intervals
 
 NAB_FILES = {  # file: (rows, points inside label windows, windows) from NAB/README.md
     "realKnownCause/nyc_taxi.csv": (10320, 1035, 5),

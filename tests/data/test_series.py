@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data import TimeSeries, estimate_period
-from anomalygraph.errors import DataError
 
 
 def make(t=100, d=2, train_end=60):

@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from anomalygraph.cli import main
+from anomalygraph.cli.main import main
+from anomalygraph.core.errors import DataError, DataWarning
 from anomalygraph.data import TimeSeries, load_series
-from anomalygraph.errors import DataError, DataWarning
 
 from .test_loaders import write_smd
 
@@ -141,7 +141,7 @@ def test_bad_config_value(tmp_path, capsys):
 
 def test_console_script_has_no_traceback(tmp_path):
     """The installed entry point itself, in a fresh process, exits 2 with one line."""
-    exe = [sys.executable, "-c", "import sys; from anomalygraph.cli import main; sys.exit(main())"]
+    exe = [sys.executable, "-c", "import sys; from anomalygraph.cli.main import main; sys.exit(main())"]
     proc = subprocess.run([*exe, "score", str(tmp_path / "missing.csv")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "file not found" in proc.stderr

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data import sliding_windows, window_starts, windows_to_scores
-from anomalygraph.errors import DataError
 
 shapes = st.tuples(st.integers(1, 300), st.integers(1, 4)).flatmap(
     lambda td: st.tuples(st.just(td[0]), st.just(td[1]), st.integers(1, td[0]), st.integers(1, 50))

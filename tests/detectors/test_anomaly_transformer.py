@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data import load_series
 from anomalygraph.detectors import Detector, create_detector, detector_names
 from anomalygraph.detectors.anomaly_transformer import (
@@ -23,8 +24,7 @@ from anomalygraph.detectors.anomaly_transformer import (
 )
 from anomalygraph.detectors.anomaly_transformer.config import AnomalyTransformerConfig
 from anomalygraph.detectors.anomaly_transformer.model import KL_EPS, gaussian_prior
-from anomalygraph.errors import ConfigError, DataError
-from anomalygraph.evals.metrics import vus_pr
+from anomalygraph.metrics import vus_pr
 from tests.conftest import reference_python
 
 # One thread: tiny models gain nothing from more, and CI may run tests in parallel workers.

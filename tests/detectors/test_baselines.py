@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data import load_series
 from anomalygraph.detectors import Detector, create_detector, detector_names, get_detector_class
-from anomalygraph.errors import ConfigError, DataError
 
 BASELINES = ["iforest", "sub_pca", "matrix_profile", "robust_z"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from anomalygraph.core.errors import ConfigError, DataError, NotFittedError
 from anomalygraph.data import TimeSeries
 from anomalygraph.detectors import Detector, create_detector, detector_names, get_detector_class
-from anomalygraph.errors import ConfigError, DataError, NotFittedError
 
 # Small settings so the whole matrix stays fast; a detector not listed runs with its defaults.
 TINY: dict[str, dict] = {

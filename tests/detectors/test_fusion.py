@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.detectors.fusion import (
     agreement_weights,
     fuse_scores,
     masks_from_intervals,
     robust_z,
 )
-from anomalygraph.errors import DataError
 
 
 def _tracks(seed: int = 0) -> dict[str, np.ndarray]:

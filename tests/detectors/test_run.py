@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.detectors.run import settings_for
-from anomalygraph.errors import ConfigError
 
 
 def test_plain_keys_reach_all_and_scoped_keys_only_their_detector() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from anomalygraph.cli import main
+from anomalygraph.cli.main import main
 from anomalygraph.evals import bench
 
 

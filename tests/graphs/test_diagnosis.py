@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.detectors import register_detector
 from anomalygraph.detectors.baselines import RobustZDetector
-from anomalygraph.errors import DataError
 from anomalygraph.graphs.diagnosis import DiagnosisContext, nodes, run_diagnosis
 from anomalygraph.llm.errors import LLMUnavailableError
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
@@ -152,8 +152,8 @@ register_detector(CaveatedDetector)
 
 
 def test_intervals_only_a_caveated_detector_flags_go_last_with_a_note():
+    from anomalygraph.core.thresholds import Threshold
     from anomalygraph.detectors.fusion import FusedInterval, FusionResult
-    from anomalygraph.evals.thresholds import Threshold
 
     def iv(start, who, peak):
         return FusedInterval(start=start, end=start + 5, peak=start, peak_score=peak, detectors=who, agreement=len(who) / 2)

@@ -286,7 +286,7 @@ def test_the_graph_compiles_without_a_checkpointer_for_the_langgraph_server():
 
 
 def test_cli_generate_and_score(series_file, tmp_path, monkeypatch):
-    from anomalygraph.rulebank.cli import app
+    from anomalygraph.cli.rulebank import app
 
     model = ScriptedChatModel(script=[faults("cavitation"), prior(), verdict()])
     monkeypatch.setattr("anomalygraph.llm.factory.get_chat_model", lambda settings=None, **_: model)
@@ -336,8 +336,8 @@ def test_the_embedded_model_mines_a_valid_bank_for_a_bench_scenario(tmp_path):
 
     if reason := embedded_skip_reason():
         pytest.skip(reason)
-    from anomalygraph.data.synthetic import generate, write_bench
     from anomalygraph.rulebank.scoring import score_bank
+    from anomalygraph.rulebank.timeanomalybench import generate, write_bench
 
     bench = generate("building_energy", seed=0)
     folder = write_bench(bench, tmp_path / "bench")

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from langchain_core.messages import HumanMessage
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import DataError
 from anomalygraph.llm.messages import TEXT_RENDERING_INTRO, has_image, plot_message, read_png
 from anomalygraph.llm.settings import CAPABILITY_PRESETS, Provider
 from anomalygraph.llm.structured import structured

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.llm.settings import (
     CAPABILITY_PRESETS,
     LLMSettings,

@@ -7,7 +7,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.llm.errors import StructuredOutputError
 from anomalygraph.llm.settings import CAPABILITY_PRESETS, ModelCapabilities, Provider
 from anomalygraph.llm.structured import choose_method, extract_json, structured

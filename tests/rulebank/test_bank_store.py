@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.rulebank.checks import check_bank
 from anomalygraph.rulebank.schema import BankOrigin
 from anomalygraph.rulebank.store import builtin_banks, diff_banks, load_bank, parse_bank, save_bank

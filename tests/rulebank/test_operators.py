@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.rulebank.operators import (
     OPERATORS,
     ParamSpec,
@@ -79,7 +79,7 @@ def test_operator_properties(name: str) -> None:
 
 
 def _scale(x: np.ndarray) -> np.ndarray:
-    from anomalygraph.rulebank.context import robust_scale
+    from anomalygraph.core.stats import robust_scale
 
     return robust_scale(x)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import ConfigError, DataError
 from anomalygraph.rulebank.sampler import AugmentConfig, PAGSampler, augment
 from anomalygraph.rulebank.schema import RuleBank
 from anomalygraph.rulebank.store import load_bank
@@ -169,7 +169,7 @@ def test_augment_is_small_and_label_preserving() -> None:
     assert np.array_equal(same, x) and same is not x
 
 
-@pytest.mark.filterwarnings("ignore::anomalygraph.errors.DataWarning")
+@pytest.mark.filterwarnings("ignore::anomalygraph.core.errors.DataWarning")
 def test_real_msl_channel(shared_data) -> None:
     from anomalygraph.data.loaders import load_series
 

@@ -7,7 +7,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from anomalygraph.rulebank.cli import app
+from anomalygraph.cli.rulebank import app
 from anomalygraph.rulebank.schema import RuleBank
 from anomalygraph.rulebank.scoring import duration_steps, jaccard, log_overlap, score_bank
 from anomalygraph.rulebank.store import builtin_banks, load_bank

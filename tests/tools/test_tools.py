@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data import TimeSeries
 from anomalygraph.detectors import register_detector
 from anomalygraph.detectors.baselines import RobustZDetector
-from anomalygraph.errors import ConfigError, DataError
 from anomalygraph.tools import TOOL_NAMES, ToolContext, build_tools
 from anomalygraph.tools import analysis as A
 from anomalygraph.tools.context import resolve_in_roots

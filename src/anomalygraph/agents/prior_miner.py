@@ -40,8 +40,9 @@ from pydantic import (
     model_validator,
 )
 
+from anomalygraph.core.errors import AnomalyGraphError
+from anomalygraph.core.stats import mad_sigma
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import AnomalyGraphError
 from anomalygraph.llm.factory import model_name
 from anomalygraph.llm.settings import ModelCapabilities
 from anomalygraph.prompts import PromptTemplate, load_prompt
@@ -276,7 +277,7 @@ FACTS_MAX_CHANNELS = 12
 
 def series_facts(series: TimeSeries) -> SeriesFacts:
     """Length, sampling and per-channel levels of the normal data; sizes are in its local sd."""
-    from anomalygraph.rulebank.context import robust_scale
+    from anomalygraph.core.stats import robust_scale
     from anomalygraph.rulebank.sampler import step_seconds
 
     ts = series.timestamps
@@ -337,7 +338,7 @@ def describe_samples(batch: PseudoAnomalyBatch, channels: Sequence[str], step_se
     Per sample: the most changed channel, the anomaly's length, how far the level moved and how
     the spread changed inside it, and the shape the window explainer reads in the result.
     """
-    from anomalygraph.rulebank.plots import most_changed_channel
+    from anomalygraph.plots.rulebank import most_changed_channel
     from anomalygraph.tools.explain import explain_window
 
     lines = []
@@ -347,7 +348,7 @@ def describe_samples(batch: PseudoAnomalyBatch, channels: Sequence[str], step_se
         steps = int(mask.sum())
         raw, pa = batch.x_raw[i, :, c].astype(np.float64), batch.x_pa[i, :, c].astype(np.float64)
         outside = raw[~mask] if (~mask).any() else raw
-        scale = max(1.4826 * float(np.median(np.abs(raw - np.median(raw)))), float(raw.std()), 1e-9)
+        scale = max(mad_sigma(raw), float(raw.std()), 1e-9)
         level = (float(pa[mask].mean()) - float(outside.mean())) / scale if steps else 0.0
         before = float(raw[mask].std()) if steps > 1 else 0.0
         after = float(pa[mask].std()) if steps > 1 else 0.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from anomalygraph.core.stats import mad_sigma
+
 _MAX_SEGMENT_POINTS = 2000
 
 
@@ -26,8 +28,7 @@ def _robust_sigma(y: np.ndarray) -> float:
     diffs = np.diff(y)
     if diffs.size == 0:
         return 0.0
-    mad = float(np.median(np.abs(diffs - np.median(diffs))))
-    sigma = 1.4826 * mad / np.sqrt(2)
+    sigma = mad_sigma(diffs) / np.sqrt(2)
     return sigma if sigma > 0 else float(np.std(diffs)) / np.sqrt(2)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from anomalygraph.errors import ConfigError, DataError
+from anomalygraph.core.errors import ConfigError, DataError
 
 
 class DatasetSpec(BaseModel):

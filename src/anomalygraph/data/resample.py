@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.data.validation import NanPolicy, repair_values
-from anomalygraph.errors import DataError
 
 
 def resample(series: TimeSeries, freq: str, *, nan_policy: NanPolicy = NanPolicy.interpolate) -> TimeSeries:

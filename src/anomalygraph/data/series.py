@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from anomalygraph.errors import DataError
+from anomalygraph.core.errors import DataError
 
 
 class ChannelSummary(BaseModel):
@@ -136,7 +136,7 @@ class TimeSeries:
         return self.slice(self.train_end, self.length, name=f"{self.name}[test]")
 
     def summary(self) -> SeriesSummary:
-        from anomalygraph.evals.intervals import mask_to_intervals
+        from anomalygraph.core.intervals import mask_to_intervals
 
         steps = None if self.timestamps is None else np.diff(self.timestamps.asi8)
         sampling = None

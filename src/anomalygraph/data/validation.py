@@ -12,7 +12,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from anomalygraph.errors import DataError, warn_data
+from anomalygraph.core.errors import DataError, warn_data
 
 Where = Callable[[int], str]
 

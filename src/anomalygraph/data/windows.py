@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from anomalygraph.errors import DataError
+from anomalygraph.core.errors import DataError
 
 Reduce = Literal["mean", "max"]
 

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from anomalygraph.core.errors import ConfigError, DataError, NotFittedError
+from anomalygraph.core.thresholds import Threshold, percentile_threshold
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import ConfigError, DataError, NotFittedError
-from anomalygraph.evals.thresholds import Threshold, percentile_threshold
 
 SAVE_FORMAT = "anomalygraph-detector/1"
 

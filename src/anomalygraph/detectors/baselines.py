@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.windows import Reduce, sliding_windows, windows_to_scores
 from anomalygraph.detectors.base import Detector, DetectorConfig, register_detector
-from anomalygraph.errors import DataError
 
 WindowSetting = int | Literal["auto"]
 

@@ -20,11 +20,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from anomalygraph.errors import DataError
-from anomalygraph.evals.intervals import intervals_to_mask, scored_intervals
-from anomalygraph.evals.thresholds import Threshold, percentile_threshold
-
-MAD_TO_SIGMA = 1.4826
+from anomalygraph.core.errors import DataError
+from anomalygraph.core.intervals import intervals_to_mask, scored_intervals
+from anomalygraph.core.stats import median_sigma
+from anomalygraph.core.thresholds import Threshold, percentile_threshold
 
 
 class FusedInterval(BaseModel):
@@ -54,8 +53,7 @@ def agreeing(masks: Mapping[str, np.ndarray], start: int, end: int) -> list[str]
 
 def robust_z(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``(scores - median) / (1.4826 MAD)`` with the median and MAD of ``reference``."""
-    median = float(np.median(reference))
-    mad = MAD_TO_SIGMA * float(np.median(np.abs(reference - median)))
+    median, mad = median_sigma(reference)
     scale = mad if mad > 0 else float(reference.std()) or 1.0
     return (scores - median) / scale
 

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.intervals import Interval, scored_intervals
+from anomalygraph.core.thresholds import Threshold
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors.base import Detector, create_detector
-from anomalygraph.errors import ConfigError
-from anomalygraph.evals.intervals import Interval, scored_intervals
-from anomalygraph.evals.thresholds import Threshold
 
 
 class FitOn(StrEnum):

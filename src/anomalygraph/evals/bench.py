@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from anomalygraph.core.errors import AnomalyGraphError, ConfigError
 from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
-from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors.run import FitOn, run_detector, settings_for
-from anomalygraph.errors import AnomalyGraphError, ConfigError, DataError
-from anomalygraph.evals.metrics import MetricReport, all_metrics
+from anomalygraph.metrics.evaluate import evaluate_scores, has_labelled_events, vus_window
 
 HEADLINE = "vus_pr"
 SUMMARY_METRICS = ("vus_pr", "auc_pr", "vus_roc", "auc_roc", "range_f1", "f1_point_adjusted")
@@ -68,29 +67,6 @@ def _versions() -> dict[str, str]:
 def _cell_dir(out: Path, dataset: str, series: str, detector: str, config: dict[str, Any]) -> Path:
     tag = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8] if config else "default"
     return out / "cells" / dataset / series / f"{detector}-{tag}"
-
-
-def vus_window(series: TimeSeries) -> int:
-    """TSB-AD's VUS buffer: the autocorrelation period of the whole file's first channel."""
-    return estimate_period(series.values[:, 0])
-
-
-def evaluate_scores(series: TimeSeries, scores: np.ndarray, threshold: float, window: int | None = None) -> MetricReport:
-    """Every metric on the rows after the training split, with TSB-AD's VUS buffer.
-
-    One definition for the benchmark, the demo report and the agents' ``evaluate`` tool, so a
-    number means the same thing wherever it is shown.
-    """
-    test = series.test()
-    if test.labels is None or not test.labels.any():
-        raise DataError(f"series '{series.name}' has no labelled anomaly in its evaluated rows, so accuracy is undefined")
-    start = series.length - test.length
-    return all_metrics(test.labels, scores[start:], sliding_window=window or vus_window(series), threshold=threshold)
-
-
-def has_labelled_events(series: TimeSeries) -> bool:
-    test = series.test()
-    return test.labels is not None and bool(test.labels.any())
 
 
 def run_cell(dataset: str, series: TimeSeries, detector: str, config: dict[str, Any], cell_dir: Path) -> BenchCell:
@@ -217,7 +193,7 @@ def summary_markdown(frame: pd.DataFrame) -> str:
 
 
 def _plot_series(series: TimeSeries, dataset: str, detectors: list[str], config: dict[str, Any], out: Path) -> None:
-    from anomalygraph.evals.plots import plot_detection
+    from anomalygraph.plots.detection import plot_detection
 
     scores = {}
     for detector in detectors:

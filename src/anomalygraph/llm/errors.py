@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from anomalygraph.errors import AnomalyGraphError
+from anomalygraph.core.errors import AnomalyGraphError
 
 
 class LLMError(AnomalyGraphError, RuntimeError):

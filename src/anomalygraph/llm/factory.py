@@ -15,7 +15,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableBinding
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.llm.assets import ASSETS
 from anomalygraph.llm.settings import LLMSettings, ModelCapabilities, Provider, load_settings
 from anomalygraph.llm.usage import UsageLogger

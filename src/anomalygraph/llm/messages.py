@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage
 
+from anomalygraph.core.errors import DataError
+from anomalygraph.core.intervals import Interval
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import DataError
-from anomalygraph.evals.intervals import Interval
 from anomalygraph.llm.rendering import render_series
 from anomalygraph.llm.settings import ModelCapabilities
 

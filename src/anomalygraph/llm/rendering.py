@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from anomalygraph.core.intervals import Interval
 from anomalygraph.data.changes import ChangePoint, change_points
 from anomalygraph.data.periods import periods
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.evals.intervals import Interval
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 __all__ = ["BLOCKS", "ChangePoint", "change_points", "periods", "render_channel", "render_series", "sketch"]
@@ -122,7 +122,7 @@ def render_series(
     max_channels: int = 4,
 ) -> str:
     """The textual stand-in for a plot of ``series`` (with ``intervals`` highlighted)."""
-    from anomalygraph.evals.plots import pick_channels
+    from anomalygraph.plots.detection import pick_channels
 
     ts = series if isinstance(series, TimeSeries) else TimeSeries(values=np.asarray(series), name="series")
     pairs = _as_pairs(intervals)

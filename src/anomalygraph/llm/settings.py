@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 
 ENV_PREFIX = "ANOMALYGRAPH_LLM_"
 CONFIG_FILE_ENV = "ANOMALYGRAPH_LLM_CONFIG_FILE"

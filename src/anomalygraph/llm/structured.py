@@ -28,7 +28,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.llm.errors import StructuredOutputError
 from anomalygraph.llm.factory import capabilities_of
 from anomalygraph.llm.messages import text_of

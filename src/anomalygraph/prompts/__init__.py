@@ -13,7 +13,7 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 
 
 class PromptTemplate(BaseModel):

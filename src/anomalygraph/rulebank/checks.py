@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from anomalygraph.core.errors import AnomalyGraphError
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import AnomalyGraphError
 from anomalygraph.rulebank.sampler import PAGSampler
 from anomalygraph.rulebank.schema import BankReport, RuleBank, RuleCheck
 

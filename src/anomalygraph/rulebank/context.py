@@ -9,33 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.stats import robust_scale
 from anomalygraph.rulebank.schema import ChannelTarget, Placement
 
-MAD_TO_STD = 1.4826
 TOP_SHARE = 0.1  # peak/trough/edge: the segment centre is one of the top 10 % positions
-
-
-def _tiny(level: np.ndarray) -> np.ndarray:
-    return 1e-6 * np.maximum(1.0, np.abs(level))
-
-
-def robust_scale(x: np.ndarray, fallback: np.ndarray | None = None) -> np.ndarray:
-    """Per-window, per-channel scale ``[B, D]``: 1.4826 × MAD, else the std, else ``fallback``, else 1.
-
-    Telemetry often sits on a few discrete levels, where the MAD is 0 but the std is not; a
-    channel that is constant in its window borrows the series-wide scale. The scale covers
-    everything inside the window, seasonality included: on a strongly seasonal channel, one
-    scale is a sizeable share of the daily swing, which a bank's magnitudes should allow for.
-    """
-    med = np.median(x, axis=1, keepdims=True)
-    mad = np.median(np.abs(x - med), axis=1) * MAD_TO_STD
-    med = med[:, 0, :]
-    tiny = _tiny(med)
-    scale = np.where(mad > tiny, mad, x.std(axis=1))
-    if fallback is not None:
-        scale = np.where(scale > tiny, scale, np.broadcast_to(fallback, scale.shape))
-    return np.where(scale > tiny, scale, 1.0).astype(x.dtype)
 
 
 def series_scale(values: np.ndarray) -> np.ndarray:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.stats import robust_scale
 from anomalygraph.rulebank.distributions import (
     Choice,
     DistributionModel,
@@ -27,7 +28,7 @@ from anomalygraph.rulebank.distributions import (
     LogUniform,
     Uniform,
 )
-from anomalygraph.rulebank.schema import Morphology, OperatorName
+from anomalygraph.rulebank.names import OPERATOR_NAMES, Morphology, OperatorName
 
 _TOL = 1e-9
 _DIRECTIONS = ("up", "down")
@@ -429,8 +430,8 @@ OPERATORS: dict[str, OperatorSpec] = {
     )
 }
 
-if set(OPERATORS) != set(get_args(OperatorName)):  # pragma: no cover - guards the fixed registry
-    raise RuntimeError("operator registry and schema.OperatorName disagree")
+if tuple(OPERATORS) != OPERATOR_NAMES:  # pragma: no cover - guards the fixed registry
+    raise RuntimeError("operator registry and names.OPERATOR_NAMES disagree")
 
 
 def operator_names() -> list[str]:
@@ -530,8 +531,6 @@ def apply_with_effect(
         values[p.name] = _as_param_array(p, raw, b)
         p.check_values(values[p.name], name)
     if scale is None:
-        from anomalygraph.rulebank.context import robust_scale
-
         scale = robust_scale(x)
     scale_arr = np.broadcast_to(np.asarray(scale, dtype=x.dtype), (b, d))
     period_arr = None if period is None else np.broadcast_to(np.asarray(period, dtype=np.float64), (b,))

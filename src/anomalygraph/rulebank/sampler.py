@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalygraph.core.errors import ConfigError, DataError
+from anomalygraph.core.stats import robust_scale
 from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.data.windows import window_starts
-from anomalygraph.errors import ConfigError, DataError
 from anomalygraph.rulebank.context import (
     choose_channels,
     choose_starts,
     reference_channel,
     regime_filter,
-    robust_scale,
     series_scale,
     window_spread,
 )

@@ -17,43 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.rulebank.distributions import Choice, Distribution, DistributionModel, Fixed
+from anomalygraph.rulebank.names import MORPHOLOGY_OPERATOR, Morphology, OperatorName
+from anomalygraph.rulebank.operators import OPERATORS
 
 BANK_FORMAT = "anomalygraph-rulebank/1"
-
-OperatorName = Literal[
-    "spike",
-    "level_shift",
-    "drift",
-    "variance_burst",
-    "frequency_change",
-    "flatline",
-    "dropout",
-    "contextual",
-    "segment_transplant",
-    "amplitude_scaling",
-    "time_warp",
-    "correlation_break",
-]
-"""The fixed operator registry; :mod:`operators` implements exactly these names."""
-
-Morphology = Literal[
-    "spike",
-    "dip",
-    "level_shift",
-    "drift",
-    "variance_burst",
-    "frequency_change",
-    "flatline",
-    "dropout",
-    "contextual",
-    "segment_transplant",
-    "amplitude_scaling",
-    "time_warp",
-    "correlation_break",
-]
-"""The closed set of anomaly shapes a prior may name (one per operator, plus ``dip``)."""
 
 Location = Literal["anywhere", "peak", "trough", "rising", "falling", "phase"]
 Regime = Literal["any", "high_level", "low_level", "high_volatility", "low_volatility"]
@@ -222,8 +191,6 @@ class Rule(_Model):
 
     @model_validator(mode="after")
     def _check_operator(self) -> Rule:
-        from anomalygraph.rulebank.operators import OPERATORS
-
         spec = OPERATORS[self.operator]
         try:
             self.params = spec.complete_params(self.params)
@@ -312,25 +279,8 @@ RuleProvenance.model_rebuild()
 
 
 # ---------------------------------------------------------------- compilation
-_MORPHOLOGY_OPERATOR: dict[str, OperatorName] = {
-    "spike": "spike",
-    "dip": "spike",
-    "level_shift": "level_shift",
-    "drift": "drift",
-    "variance_burst": "variance_burst",
-    "frequency_change": "frequency_change",
-    "flatline": "flatline",
-    "dropout": "dropout",
-    "contextual": "contextual",
-    "segment_transplant": "segment_transplant",
-    "amplitude_scaling": "amplitude_scaling",
-    "time_warp": "time_warp",
-    "correlation_break": "correlation_break",
-}
-
-
 def operator_for(morphology: str) -> OperatorName:
-    return _MORPHOLOGY_OPERATOR[morphology]
+    return MORPHOLOGY_OPERATOR[morphology]  # type: ignore[return-value]
 
 
 def compile_prior(prior: AnomalyPrior, rule_id: str, *, source: Source = "llm") -> Rule:
@@ -340,8 +290,6 @@ def compile_prior(prior: AnomalyPrior, rule_id: str, *, source: Source = "llm") 
     ``ValidationError`` naming the rule and field); a scale or direction the morphology has no
     use for is a ``ConfigError``, never silently dropped.
     """
-    from anomalygraph.rulebank.operators import OPERATORS
-
     operator = operator_for(prior.morphology)
     spec = OPERATORS[operator]
     params: dict[str, Any] = {}
@@ -431,8 +379,6 @@ def rule_bank_json_schema(*, for_llm: bool = True) -> dict[str, Any]:
     ``for_llm`` drops the validation report, which only ``validate`` writes. The schema is what
     schema-guided decoding constrains an LLM with; pydantic applies the same bounds on load.
     """
-    from anomalygraph.rulebank.operators import OPERATORS
-
     schema = copy.deepcopy(RuleBank.model_json_schema())
     defs = schema["$defs"]
     if for_llm:

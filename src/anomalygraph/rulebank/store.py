@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from anomalygraph.errors import ConfigError
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.rulebank.schema import RuleBank
 
 _BANKS_PACKAGE = "anomalygraph.rulebank.banks"

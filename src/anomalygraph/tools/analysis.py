@@ -12,13 +12,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import spearmanr
 
+from anomalygraph.core.errors import ConfigError, DataError
+from anomalygraph.core.intervals import Interval, mask_to_intervals
+from anomalygraph.core.thresholds import Threshold, k_sigma_threshold, pot_threshold
 from anomalygraph.data.series import SeriesSummary, TimeSeries
 from anomalygraph.detectors import affordable_detectors, get_detector_class
 from anomalygraph.detectors.fusion import agreeing, masks_from_intervals
 from anomalygraph.detectors.run import DetectorRun, FitOn, fit_detector, run_detector, top_intervals
-from anomalygraph.errors import ConfigError, DataError
-from anomalygraph.evals.intervals import Interval, mask_to_intervals
-from anomalygraph.evals.thresholds import Threshold, k_sigma_threshold, pot_threshold
 from anomalygraph.tools.context import ToolContext
 from anomalygraph.tools.explain import WindowExplanation, explain_window
 from anomalygraph.tools.profile import SeriesProfile, profile_series
@@ -193,7 +193,7 @@ def explain(ctx: ToolContext, args: WindowArgs) -> WindowExplanation:
 
 
 def plot(ctx: ToolContext, args: PlotArgs) -> PlotResult:
-    from anomalygraph.evals.plots import pick_channels, plot_detection
+    from anomalygraph.plots.detection import pick_channels, plot_detection
 
     key, series = ctx.load(args.path)
     start = args.start or 0
@@ -218,7 +218,7 @@ def plot(ctx: ToolContext, args: PlotArgs) -> PlotResult:
 
 
 def evaluate(ctx: ToolContext, args: EvaluateArgs) -> Evaluation:
-    from anomalygraph.evals.bench import evaluate_scores
+    from anomalygraph.metrics.evaluate import evaluate_scores
 
     key, series, run = ensure_run(ctx, args.path, args.detector)
     report = evaluate_scores(series, run.scores, run.threshold.value)

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors.run import DetectorRun
-from anomalygraph.errors import DataError
 
 
 def resolve_in_roots(path: str | Path, roots: list[Path]) -> Path:
@@ -53,7 +53,7 @@ class ToolContext:
 
     @classmethod
     def from_settings(cls) -> ToolContext:
-        from anomalygraph.settings import get_settings
+        from anomalygraph.core.settings import get_settings
 
         settings = get_settings()
         return cls(data_roots=list(settings.data_roots), output_dir=settings.output_dir / "tools")

@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
+from anomalygraph.core.errors import DataError
+from anomalygraph.core.stats import median_sigma
 from anomalygraph.data.periods import periods
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import DataError
-from anomalygraph.rulebank.schema import Morphology
-
-MAD_TO_SIGMA = 1.4826
+from anomalygraph.rulebank.names import Morphology
 
 
 class ChannelDeviation(BaseModel):
@@ -41,8 +40,7 @@ class WindowExplanation(BaseModel):
 
 def _robust_scale(x: np.ndarray, floor: float) -> tuple[float, float]:
     """Median and robust sigma of ``x``; ``floor`` keeps a flat context from making every change infinite."""
-    median = float(np.median(x))
-    scale = MAD_TO_SIGMA * float(np.median(np.abs(x - median)))
+    median, scale = median_sigma(x)
     return median, max(scale, float(x.std()) if scale == 0 else 0.0, floor)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel
 
-from anomalygraph.errors import AnomalyGraphError
+from anomalygraph.core.errors import AnomalyGraphError
 from anomalygraph.tools import analysis
 from anomalygraph.tools.context import ToolContext
 

@@ -11,10 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from anomalygraph.cli import eval as eval_cli
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.data.loaders import load_series
-from anomalygraph.errors import ConfigError
 from anomalygraph.evals.agents import analyst_eval as ev
-from anomalygraph.evals.agents import cli as eval_cli
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
 from anomalygraph.tools import TOOL_NAMES
 

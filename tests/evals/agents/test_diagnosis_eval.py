@@ -9,15 +9,15 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from anomalygraph.cli import eval as eval_cli
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
-from anomalygraph.errors import ConfigError
-from anomalygraph.evals.agents import cli as eval_cli
 from anomalygraph.evals.agents import diagnosis as ev
-from anomalygraph.evals.bench import vus_window
-from anomalygraph.evals.metrics import auc_pr, vus_pr
 from anomalygraph.graphs.diagnosis import DiagnosisContext
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
+from anomalygraph.metrics import auc_pr, vus_pr
+from anomalygraph.metrics.evaluate import vus_window
 
 
 def test_ci_subset_and_named_series_are_found_and_typos_named(shared_data):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from anomalygraph.agents.analyst.state import turn_start
+from anomalygraph.agents.analyst.turns import turn_start
 from anomalygraph.llm.messages import text_of
 
 Transcript = Literal["native", "text"]

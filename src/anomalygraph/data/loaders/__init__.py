@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.loaders.archives import (
     load_smd,
     load_telemanom,
@@ -22,7 +23,6 @@ from anomalygraph.data.loaders.nab import find_nab_labels, load_nab
 from anomalygraph.data.loaders.tabular import load_csv, load_parquet, load_tsbad, looks_like_tsbad
 from anomalygraph.data.resample import resample
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import DataError
 
 Loader = Callable[[Path, LoadOptions], TimeSeries]
 

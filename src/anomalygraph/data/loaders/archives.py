@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anomalygraph.core.errors import DataError, warn_data
 from anomalygraph.data.loaders.common import LoadOptions
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.data.validation import repair_values, row_where, warn_constant_channels
-from anomalygraph.errors import DataError, warn_data
 
 _UCR_NAME = re.compile(r"^(?P<id>\d+)_UCR_Anomaly_(?P<name>.+)_(?P<train>\d+)_(?P<start>\d+)_(?P<end>\d+)\.txt$")
 TELEMANOM_LABELS = "labeled_anomalies.csv"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.validation import NanPolicy
-from anomalygraph.errors import DataError
 
 
 class LoadOptions(BaseModel):

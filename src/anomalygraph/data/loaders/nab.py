@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.loaders.common import LoadOptions
 from anomalygraph.data.loaders.tabular import frame_to_series, read_csv
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.data.validation import row_where
-from anomalygraph.errors import DataError
 
 WINDOWS_FILE = Path("labels") / "combined_windows.json"
 

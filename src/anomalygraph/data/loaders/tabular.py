@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anomalygraph.core.errors import DataError
 from anomalygraph.data.loaders.common import LoadOptions
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.data.validation import (
@@ -17,7 +18,6 @@ from anomalygraph.data.validation import (
     repair_values,
     row_where,
 )
-from anomalygraph.errors import DataError
 
 TIMESTAMP_NAMES = ("timestamp", "time", "date", "datetime", "ts")
 LABEL_NAMES = ("label", "labels", "is_anomaly", "anomaly")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.detectors.anomaly_transformer.config import AnomalyTransformerConfig
 from anomalygraph.detectors.anomaly_transformer.model import AnomalyTransformerModel
 from anomalygraph.detectors.anomaly_transformer.training import (
@@ -35,7 +36,6 @@ from anomalygraph.detectors.anomaly_transformer.training import (
     train_model,
 )
 from anomalygraph.detectors.base import Detector, device_name, register_detector
-from anomalygraph.errors import ConfigError, DataError
 
 WEIGHTS_FILE = "model.pt"
 TRAINING_FILE = "training.json"

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.data.windows import window_starts, windows_to_scores
 from anomalygraph.detectors.anomaly_transformer.config import AnomalyTransformerConfig
 from anomalygraph.detectors.anomaly_transformer.model import (
@@ -26,7 +27,6 @@ from anomalygraph.detectors.anomaly_transformer.model import (
     fused_minimax_loss,
     symmetric_kl,
 )
-from anomalygraph.errors import ConfigError
 
 
 class EpochRecord(BaseModel):

@@ -31,10 +31,11 @@ import yaml
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataError
+from anomalygraph.core.intervals import mask_to_intervals
+from anomalygraph.core.stats import median_sigma
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import AnomalyGraphError, ConfigError, DataError
-from anomalygraph.evals.intervals import mask_to_intervals
 from anomalygraph.llm.factory import model_name
 
 QUESTIONS_FILE = Path(__file__).with_name("analyst_questions.yaml")
@@ -191,8 +192,8 @@ def largest_labelled_day(path: Path, series: TimeSeries, q: Question) -> Gold:
         raise ConfigError(f"question {q.id}: {q.path} has no labelled anomaly")
     x = series.values[:, 0].astype(np.float64)
     normal = ~series.labels.astype(bool)
-    median = float(np.median(x[normal]))
-    sigma = 1.4826 * float(np.median(np.abs(x[normal] - median))) or float(x[normal].std()) or 1.0
+    median, sigma = median_sigma(x[normal])
+    sigma = sigma or float(x[normal].std()) or 1.0
     best = max(((float(np.max(np.abs(x[a : b + 1] - median))) / sigma, a + int(np.argmax(np.abs(x[a : b + 1] - median))))
                 for a, b in events))
     day = str(pd.Timestamp(series.timestamps[best[1]]).date())
@@ -216,8 +217,8 @@ def top_deviating_channel(path: Path, series: TimeSeries, q: Question) -> Gold:
         x = series.values[:, j].astype(np.float64)
         if x.std() == 0:
             continue
-        median = float(np.median(x[around]))
-        sigma = max(1.4826 * float(np.median(np.abs(x[around] - median))), 0.1 * float(x.std()))
+        median, sigma = median_sigma(x[around])
+        sigma = max(sigma, 0.1 * float(x.std()))
         scores[name] = float(np.max(np.abs(x[start : end + 1] - median))) / sigma
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     (top, z), runner = ranked[0], ranked[1] if len(ranked) > 1 else ("-", 0.0)
@@ -364,8 +365,8 @@ def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: in
             tools_per_turn: int | None = None) -> QuestionResult:
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from anomalygraph.agents.analyst import AnalystContext, ask, build_graph
     from anomalygraph.agents.analyst.view import render_call
+    from anomalygraph.graphs.analyst import AnalystContext, ask, build_graph
     from anomalygraph.llm.usage import UsageLogger
     from anomalygraph.tools import ToolContext
 
@@ -409,7 +410,7 @@ def run_eval(
     subset: str = "all",
     on_result: Callable[[QuestionResult], None] | None = None,
 ) -> EvalReport:
-    from anomalygraph.agents.analyst import PROMPTS, AnalystContext
+    from anomalygraph.graphs.analyst import PROMPTS, AnalystContext
     from anomalygraph.llm.factory import capabilities_of
     from anomalygraph.prompts import load_prompt
 
@@ -489,7 +490,7 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
 def default_data_root() -> Path:
     import os
 
-    from anomalygraph.settings import get_settings
+    from anomalygraph.core.settings import get_settings
 
     env = os.environ.get("ANOMALYGRAPH_SHARED_DATA")
     return Path(env) if env else get_settings().data_root

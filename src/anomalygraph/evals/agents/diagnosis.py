@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalygraph.core.errors import AnomalyGraphError, ConfigError
 from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
-from anomalygraph.errors import AnomalyGraphError, ConfigError
 from anomalygraph.evals.agents.tables import write_eval
-from anomalygraph.evals.bench import evaluate_scores, has_labelled_events, vus_window
 from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
 from anomalygraph.graphs.diagnosis.nodes import FUSED, scores_file
+from anomalygraph.metrics.evaluate import evaluate_scores, has_labelled_events, vus_window
 
 METRICS = ("vus_pr", "auc_pr", "range_f1", "event_f1")
 

@@ -90,7 +90,6 @@ def run_rulebank_eval(
     on_progress: Callable[[str], None] | None = None,
 ) -> RulebankEval:
     """Run the graph on each scenario (auto-approved) and score mined and heuristic banks."""
-    from anomalygraph.data.synthetic import generate, get_scenario, write_bench
     from anomalygraph.graphs.rulebank_generation import (
         GenerationContext,
         GenerationRequest,
@@ -98,6 +97,7 @@ def run_rulebank_eval(
     )
     from anomalygraph.llm.factory import model_name
     from anomalygraph.rulebank.store import load_bank
+    from anomalygraph.rulebank.timeanomalybench import generate, get_scenario, write_bench
 
     out = Path(out_dir)
     rows: list[EvalRow] = []

@@ -17,6 +17,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from anomalygraph.core.errors import AnomalyGraphError
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors import affordable_detectors, detector_names, get_detector_class
@@ -27,7 +28,6 @@ from anomalygraph.detectors.fusion import (
     masks_from_intervals,
 )
 from anomalygraph.detectors.run import FitOn, run_detector
-from anomalygraph.errors import AnomalyGraphError
 from anomalygraph.graphs.diagnosis.state import (
     DetectorPlan,
     DetectorRecord,
@@ -39,6 +39,7 @@ from anomalygraph.graphs.diagnosis.state import (
 )
 from anomalygraph.llm.grounding import invented_numbers
 from anomalygraph.prompts import load_prompt
+from anomalygraph.rulebank.names import WINDOW_SHAPES
 from anomalygraph.tools.context import resolve_in_roots
 from anomalygraph.tools.explain import WindowExplanation, explain_window
 from anomalygraph.tools.profile import SeriesProfile, profile_series
@@ -228,7 +229,7 @@ def explain(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[s
     ctx = runtime.context
     if "fusion" not in state:
         return {"explanations": []}
-    from anomalygraph.evals.plots import plot_detection
+    from anomalygraph.plots.detection import plot_detection
 
     series = series_of(state["path"], ctx)
     fusion = FusionResult.model_validate(state["fusion"])
@@ -286,7 +287,6 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
     return text[:MAX_EXPLANATION_CHARS], "llm"
 
 
-SHAPES = ("spike", "dip", "level shift", "level_shift", "drift", "variance burst", "variance_burst", "flatline")
 
 
 def explanation_problem(text: str, prompt: str = "") -> str | None:
@@ -299,7 +299,8 @@ def explanation_problem(text: str, prompt: str = "") -> str | None:
     """
     if len(text) < 10:
         return "the model's answer was empty"
-    named = {shape.replace("_", " ") for shape in SHAPES if shape in text.lower()}
+    low = text.lower()
+    named = {s.replace("_", " ") for s in WINDOW_SHAPES if s in low or s.replace("_", " ") in low}
     if len(named) >= 4:
         return f"the model's answer listed {len(named)} shapes instead of describing the measured one"
     if prompt:

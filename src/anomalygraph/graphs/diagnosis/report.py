@@ -28,7 +28,7 @@ def _when(series: TimeSeries, row: int) -> str:
 
 
 def write_report(state: DiagnosisState, series: TimeSeries, ctx: DiagnosisContext) -> DiagnosisVerdict:
-    from anomalygraph.evals.plots import plot_detection
+    from anomalygraph.plots.detection import plot_detection
 
     out = Path(state["out_dir"])
     plan = PlanRecord.model_validate(state["plan"])

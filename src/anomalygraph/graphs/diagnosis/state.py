@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal, TypedDict
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalygraph.core.thresholds import Threshold
 from anomalygraph.detectors.fusion import FusedInterval, FusionResult
-from anomalygraph.evals.thresholds import Threshold
 
 
 class DetectorPlan(BaseModel):

@@ -35,9 +35,9 @@ from anomalygraph.agents.prior_miner import (
     describe_samples,
     series_facts,
 )
+from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataError
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.errors import AnomalyGraphError, ConfigError, DataError
 from anomalygraph.graphs.rulebank_generation.state import (
     ApprovalDecision,
     ApprovalRequest,
@@ -203,7 +203,7 @@ def _problem(exc: Exception) -> str:
 # ------------------------------------------------------------------- prepare
 def prepare(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
     """Load the normal rows, hash the inputs, plot the data, and meet the model."""
-    from anomalygraph.evals.plots import plot_detection
+    from anomalygraph.plots.detection import plot_detection
 
     ctx = runtime.context
     if not state.get("scenario", "").strip():
@@ -371,7 +371,7 @@ def draw_samples(rules: dict[str, Rule], series: TimeSeries, facts: SeriesFacts,
 
 
 def plot_samples(batches: dict[str, PseudoAnomalyBatch], series: TimeSeries, path: Path, title: str) -> Path:
-    from anomalygraph.rulebank.plots import plot_pseudo_anomalies
+    from anomalygraph.plots.rulebank import plot_pseudo_anomalies
 
     joined = _join(list(batches.values()), list(batches))
     return plot_pseudo_anomalies(joined, path, channel_names=series.channels, title=title)

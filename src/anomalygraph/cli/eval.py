@@ -1,0 +1,203 @@
+"""``anomalygraph eval``: the agent evals, each with the embedded model by default or a served one by flag."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+from anomalygraph.core.errors import ConfigError, DataError
+
+app = typer.Typer(help="Agent evals: the analyst, the diagnosis graph, the rule-bank generation graph.", no_args_is_help=True)
+
+ProviderOpt = Annotated[str | None, typer.Option("--provider", help="embedded (default), vllm or openai.")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://gpu:8000/v1.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name the server serves.")]
+LlmConfigOpt = Annotated[Path | None, typer.Option("--llm-config", help="LLM settings file (YAML/TOML).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Data root holding NAB/, SMAP_MSL/, UCR/ (default: $ANOMALYGRAPH_SHARED_DATA or settings).")]
+
+
+@app.callback()
+def _evals() -> None:
+    """Agent evals on the real data and on TimeAnomalyBench; each writes a Markdown table and JSON."""
+
+
+def model_settings(provider: str | None, base_url: str | None, model: str | None, llm_config: Path | None,
+                   vision: bool | None = None) -> Any:
+    """LLM settings from the flags over env vars and the config file (the embedded model when none is set)."""
+    from anomalygraph.llm.settings import load_settings
+
+    if base_url is not None and not model:
+        raise ConfigError("--base-url needs --model")
+    overrides: dict[str, Any] = {k: v for k, v in {"provider": provider, "base_url": base_url, "model": model}.items() if v is not None}
+    if base_url is not None and provider is None:
+        overrides["provider"] = "vllm"
+    if vision is not None:
+        overrides["capabilities"] = {"vision": vision}
+    return load_settings(config_file=llm_config, **overrides)
+
+
+def data_root(data: Path | None) -> Path:
+    from anomalygraph.evals.agents.analyst_eval import default_data_root
+
+    root = (data or default_data_root()).resolve()
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist; pass --data or set ANOMALYGRAPH_SHARED_DATA")
+    return root
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _start_model(settings: Any, console: Console) -> Any:
+    from anomalygraph.llm.factory import get_chat_model
+
+    with console.status("[dim]starting the model…[/]"):
+        return get_chat_model(settings)
+
+
+def _progress(console: Console) -> Any:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console)
+
+
+@app.command("analyst")
+def analyst_cmd(
+    subset: Annotated[str, typer.Option("--subset", help="ci (the small CI set) or all.")] = "all",
+    question: Annotated[list[str] | None, typer.Option("--question", "-q", help="Run only this question id (repeatable).")] = None,
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json, table.md, table.csv.")] = None,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=20, help="Tool calls allowed per question.")] = 6,
+    tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=20, help="Successful tool calls before answering (default: 1 in guided mode, else no limit).")] = None,
+    provider: ProviderOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    llm_config: LlmConfigOpt = None,
+) -> None:
+    """Ask the analyst agent fixed questions about the real data and score its answers and tool calls.
+
+    Example: anomalygraph eval analyst --subset ci
+    or, with a served model: anomalygraph eval analyst --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
+    """
+    from anomalygraph.core.settings import get_settings
+    from anomalygraph.evals.agents import analyst_eval as ev
+
+    if subset not in ("ci", "all"):
+        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
+    root = data_root(data)
+    questions = ev.load_questions(subset=subset, ids=question)  # type: ignore[arg-type]
+    settings = model_settings(provider, base_url, model, llm_config)
+    console = Console(stderr=True)
+    chat_model = _start_model(settings, console)
+    name = _slug(str(getattr(chat_model, "model_name", settings.provider.value)))
+    label = subset if not question else "selected"
+    out_dir = out or get_settings().output_dir / "evals" / "analyst" / f"{name}-{label}"
+    with _progress(console) as progress:
+        task = progress.add_task("analyst eval", total=len(questions))
+
+        def done(result: ev.QuestionResult) -> None:
+            progress.console.print(f"{result.id}: {'correct' if result.correct else 'wrong'} · {result.seconds:.0f} s")
+            progress.advance(task)
+
+        report = ev.run_eval(chat_model, root, questions, max_steps=max_steps, tools_per_turn=tools_per_turn, out_dir=out_dir,
+                             subset=label, on_result=done)
+    paths = ev.write_report(report, out_dir)
+    Console().print(Markdown(ev.markdown_table(report)))
+    Console().print(f"wrote {paths['markdown']}, {paths['csv']}, {paths['json']}")
+
+
+@app.command("diagnosis")
+def diagnosis_cmd(
+    subset: Annotated[str, typer.Option("--subset", help="ci (nab/nyc_taxi and smap_msl/C-1) or all (every NAB and SMAP/MSL series).")] = "all",
+    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only this series, as dataset/name (repeatable), e.g. nab/ec2_cpu_utilization_24ae8d.")] = None,
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for diagnosis_eval.md/.json and one diagnosis run per series.")] = None,
+    llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Let the model choose detectors and explain (--no-llm: the rule-based plan).")] = True,
+    provider: ProviderOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    llm_config: LlmConfigOpt = None,
+) -> None:
+    """Run the diagnosis graph on labelled real series; compare its fused verdict with the best single detector.
+
+    Example: anomalygraph eval diagnosis --subset ci
+    or: anomalygraph eval diagnosis --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
+    """
+    import torch
+
+    from anomalygraph.core.settings import get_settings
+    from anomalygraph.evals.agents import diagnosis as ev
+    from anomalygraph.graphs.diagnosis import DiagnosisContext
+
+    root = data_root(data)
+    chosen = ev.select_series(root, subset, series)
+    console = Console(stderr=True)
+    chat_model, name = None, "none (rule-based plan, statistical explanations)"
+    if llm:
+        chat_model = _start_model(model_settings(provider, base_url, model, llm_config), console)
+        from anomalygraph.llm.factory import model_name
+
+        name = model_name(chat_model)
+    label = "selected" if series else subset
+    out_dir = out or get_settings().output_dir / "evals" / "diagnosis" / f"{_slug(name if llm else 'rules')}-{label}"
+    context = DiagnosisContext(model=chat_model, data_roots=[root], gpu=bool(torch.cuda.is_available()))
+    with _progress(console) as progress:
+        task = progress.add_task("diagnosis eval", total=len(chosen))
+
+        def done(row: ev.SeriesRow) -> None:
+            got = f"fused VUS-PR {row.fused.vus_pr:.3f}, best single {row.best_single} {row.best.vus_pr:.3f}" if row.fused and row.best else row.status
+            progress.console.print(f"{row.dataset}/{row.series}: {got}", highlight=False)
+            progress.advance(task)
+
+        report = ev.run_diagnosis_eval(chosen, out_dir, context, model=name, subset=label, on_row=done)
+    Console().print(Markdown(ev.markdown_table(report, compact=True)))
+    Console().print(f"wrote {out_dir / 'diagnosis_eval.md'} and {out_dir / 'diagnosis_eval.json'}")
+
+
+@app.command("rulebank")
+def rulebank_cmd(
+    subset: Annotated[str, typer.Option("--subset", help="ci (building_energy, at most 2 priors) or all (every scenario).")] = "all",
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Scenario (repeatable); default: those of --subset.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the tables, banks, runs and generated data.")] = Path("out/evals/rulebank"),
+    seed: Annotated[int, typer.Option(help="Scenario and sampling seed.")] = 0,
+    max_steps: Annotated[int, typer.Option(help="Model-call budget per scenario.")] = 40,
+    provider: ProviderOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    llm_config: LlmConfigOpt = None,
+    vision: Annotated[bool | None, typer.Option("--vision/--no-vision", help="Override the provider's vision capability.")] = None,
+) -> None:
+    """Mine a bank per TimeAnomalyBench scenario and score it, and the heuristic bank, against the hidden bank.
+
+    Example: anomalygraph eval rulebank --scenario pump
+    or: anomalygraph eval rulebank --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
+    """
+    from anomalygraph.evals.agents.rulebank import (
+        CI_MAX_PRIORS,
+        CI_SCENARIOS,
+        markdown_table,
+        run_rulebank_eval,
+    )
+    from anomalygraph.rulebank.timeanomalybench import scenario_names
+
+    settings = model_settings(provider, base_url, model, llm_config, vision)
+    if subset not in ("ci", "all"):
+        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
+    known = scenario_names()
+    unknown = [s for s in scenario or [] if s not in known]
+    if unknown:
+        raise ConfigError(f"unknown scenario(s) {unknown}; known: {', '.join(known)}")
+    chosen = list(scenario or (CI_SCENARIOS if subset == "ci" else known))
+    console = Console(stderr=True)
+    report = run_rulebank_eval(chosen, out, llm_settings=settings, seed=seed, max_steps=max_steps,
+                               max_priors=CI_MAX_PRIORS if subset == "ci" else 8,
+                               on_progress=lambda m: console.print(m, highlight=False))
+    Console().print(Markdown(markdown_table(report)))
+    Console().print(f"wrote {out / 'rulebank_eval.md'} and {out / 'rulebank_eval.json'}")

@@ -1,0 +1,307 @@
+"""``anomalygraph llm``: run the embedded model, check any server, and talk to the model.
+
+Mounted by the main CLI as ``anomalygraph llm``; user errors are :class:`AnomalyGraphError`s,
+which the main CLI prints as one line (exit status 2).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from anomalygraph.llm.assets import Progress as ProgressFn
+from anomalygraph.llm.assets import resolve_model
+from anomalygraph.llm.settings import LLMSettings, Provider, load_settings
+
+app = typer.Typer(
+    name="llm",
+    help="Run the embedded offline model, check an LLM server, and chat with the configured model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML/TOML settings file (default: $ANOMALYGRAPH_LLM_CONFIG_FILE).")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Packaged embedded model: qwen2.5-coder-0.5b (default) or smollm2-135m.")
+]
+ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="Serve this local GGUF file instead.")]
+
+
+def _settings(config: Path | None, *, model: str | None = None, model_path: Path | None = None, **embedded: Any) -> LLMSettings:
+    overrides: dict[str, Any] = {}
+    nested = {k: v for k, v in embedded.items() if v is not None}
+    if model is not None:
+        nested["model"] = model
+    if model_path is not None:
+        nested["model_path"] = model_path
+    if nested:
+        overrides["embedded"] = nested
+    return load_settings(config, **overrides)
+
+
+@contextmanager
+def _byte_progress(what: str) -> Iterator[ProgressFn]:
+    """A progress bar for assembling or hashing the model file (shown only when it takes a while)."""
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as progress:
+        task = progress.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.command("prepare")
+def prepare_cmd(config: ConfigOpt = None, model: ModelOpt = None, model_path: ModelPathOpt = None) -> None:
+    """Assemble and verify the embedded model file in the user cache (serve does this too).
+
+    Example: anomalygraph llm prepare --model smollm2-135m
+    """
+    settings = _settings(config, model=model, model_path=model_path)
+    started = time.perf_counter()
+    with _byte_progress("preparing model") as progress:
+        resolved = resolve_model(settings.embedded, settings.cache_dir(), progress)
+    out.print(f"{resolved.alias}: {resolved.path} ({resolved.size:,} bytes)", highlight=False)
+    out.print(f"sha256 {resolved.sha256 or '(not pinned)'}; ready in {time.perf_counter() - started:.1f} s", highlight=False)
+
+
+@app.command("serve")
+def serve_cmd(
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")] = None,
+    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens (default 4096).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores but one).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for the model to load (default 180).")] = None,
+) -> None:
+    """Start the embedded model server in the background on 127.0.0.1 and wait until it answers.
+
+    Later commands (llm chat, agents) use it; stop it with `anomalygraph llm stop`.
+
+    Example: anomalygraph llm serve && anomalygraph llm chat "What is a level shift?"
+    """
+    from anomalygraph.llm.embedded import serve
+
+    settings = _settings(
+        config, model=model, model_path=model_path, port=port, n_ctx=n_ctx, n_threads=threads, startup_timeout_s=timeout
+    )
+    with _byte_progress("preparing model") as progress:
+        resolve_model(settings.embedded, settings.cache_dir(), progress)
+    with err.status("loading the model..."):
+        result = serve(settings)
+    state = result.state
+    if result.already_running:
+        out.print(f"already serving {state.alias} at {state.base_url} (pid {state.pid})", highlight=False)
+        return
+    out.print(f"serving {state.alias} at {state.base_url} (pid {state.pid}); model loaded in {state.load_s:.1f} s", highlight=False)
+    out.print(f"log: {state.log_path}; stop with `anomalygraph llm stop`", highlight=False)
+
+
+@app.command("status")
+def status_cmd(
+    config: ConfigOpt = None,
+    url: Annotated[str | None, typer.Option("--url", help="Check this OpenAI-compatible base URL instead (e.g. http://gpu:8000/v1).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name the server must serve (with --url).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each probe.")] = 5.0,
+) -> None:
+    """Say whether the LLM server is up, loading, down, or serving another model (exit 0 only when up).
+
+    Without --url: the configured server (the embedded one by default).
+
+    Example: anomalygraph llm status --url http://gpu-box:8000/v1 --model qwen3-vl
+    """
+    from anomalygraph.llm.embedded import read_state
+    from anomalygraph.llm.health import ServerHealth, check_server
+
+    settings = _settings(config)
+    extra: dict[str, Any] = {}
+    if url is None and settings.provider is Provider.embedded and settings.base_url is None:
+        state = read_state(settings.cache_dir())
+        if state is None:
+            health = ServerHealth(
+                status="down", url="(embedded)", expected_model=None, served_models=[],
+                message="no embedded server is running; start one with `anomalygraph llm serve`",
+            )
+        else:
+            health = check_server(state.base_url, model=state.alias, timeout_s=timeout)
+            extra = {"pid": state.pid, "model_path": state.model_path, "log": state.log_path, "load_s": state.load_s}
+    else:
+        target = url or settings.base_url
+        assert target is not None
+        health = check_server(
+            target, model=model if url else settings.model,
+            api_key=settings.api_key.get_secret_value(), timeout_s=timeout,
+        )
+    if as_json:
+        out.print_json(json.dumps({**health.model_dump(), **extra}))
+    else:
+        colour = {"up": "green", "loading": "yellow", "wrong_model": "red", "down": "red", "unhealthy": "red"}[health.status]
+        out.print(f"[{colour}]{health.status}[/] {health.url}: {health.message}", highlight=False)
+        for key, value in extra.items():
+            out.print(f"  {key}: {value}", highlight=False)
+    if not health.ok:
+        raise typer.Exit(1)
+
+
+@app.command("stop")
+def stop_cmd(config: ConfigOpt = None) -> None:
+    """Stop the embedded server started by `anomalygraph llm serve`.
+
+    Example: anomalygraph llm stop
+    """
+    from anomalygraph.llm.embedded import stop
+
+    state = stop(_settings(config))
+    if state is None:
+        out.print("no embedded server was running")
+    else:
+        out.print(f"stopped {state.alias} (pid {state.pid}, port {state.port})", highlight=False)
+
+
+@app.command("chat")
+def chat_cmd(
+    prompt: Annotated[str, typer.Argument(help="What to ask.", show_default=False)],
+    config: ConfigOpt = None,
+    system: Annotated[str | None, typer.Option("--system", help="System message (default: a short assistant prompt).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Answer length cap.")] = None,
+    stats: Annotated[bool, typer.Option("--stats/--no-stats", help="Print tokens, latency and tokens/s on stderr.")] = True,
+) -> None:
+    """Ask the configured model one question; starts the embedded server for this command if none runs.
+
+    Example: anomalygraph llm chat "Name three kinds of time-series anomaly."
+    """
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from anomalygraph.llm.factory import USAGE, get_chat_model
+    from anomalygraph.prompts import load_prompt
+
+    overrides: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+    settings = load_settings(config, **overrides)
+    if settings.provider is Provider.embedded and settings.base_url is None:
+        from anomalygraph.llm.embedded import ensure_server
+
+        with _byte_progress("preparing model") as progress:
+            resolve_model(settings.embedded, settings.cache_dir(), progress)
+        with err.status("starting the embedded model..."):
+            endpoint = ensure_server(settings)
+        if endpoint.started_here:
+            err.print("no embedded server was running: started one for this command (`anomalygraph llm serve` keeps one)")
+    model = get_chat_model(settings)
+    messages = [SystemMessage(content=system or load_prompt("llm/chat_system").render()), HumanMessage(content=prompt)]
+    with err.status("thinking..."):
+        reply = model.invoke(messages)
+    out.print(reply.text, highlight=False, markup=False)
+    if stats and USAGE.records:
+        rec = USAGE.records[-1]
+        # End to end (prompt processing included), so only meaningful for answers of some length.
+        rate = f", {rec.tokens_per_s:.1f} tokens/s" if rec.tokens_per_s and (rec.output_tokens or 0) >= 16 else ""
+        err.print(
+            f"[dim]{rec.model}: {rec.input_tokens} input + {rec.output_tokens} output tokens in {rec.latency_s:.2f} s{rate}[/]",
+            highlight=False,
+        )
+
+
+class _BenchFinding(BaseModel):
+    """An analyst's verdict on one window (the benchmark's structured round trip)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    anomalous: bool
+    kind: Literal["spike", "dip", "level_shift", "drift", "variance_burst", "none"]
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    confidence: float = Field(ge=0, le=1)
+    explanation: str = Field(min_length=3, max_length=400)
+
+
+_BENCH_PROMPT = "In about 150 words, explain how a level shift differs from a spike in a time series."
+_BENCH_CASE = (
+    "A CPU metric sampled every minute reads 41, 40, 42, 41, 97, 98, 96, 41, 40 from minute 0 to 8. "
+    "Give your verdict on minutes 0 to 8."
+)
+
+
+@app.command("bench")
+def bench_cmd(
+    config: ConfigOpt = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Timed generations.")] = 3,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=16, help="Tokens per generation.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Measure the configured model: load time, generation tokens/s, and a structured-output round trip.
+
+    Example: anomalygraph llm bench --runs 5
+    """
+    import statistics
+
+    from langchain_core.messages import HumanMessage
+
+    from anomalygraph.llm.factory import USAGE, get_chat_model
+    from anomalygraph.llm.structured import structured
+
+    settings = load_settings(config, max_tokens=max_tokens)
+    figures: dict[str, Any] = {"provider": settings.provider.value}
+    if settings.provider is Provider.embedded and settings.base_url is None:
+        from anomalygraph.llm.embedded import ensure_server
+
+        resolve_model(settings.embedded, settings.cache_dir())
+        started = time.perf_counter()
+        with err.status("starting the embedded model..."):
+            endpoint = ensure_server(settings)
+        if endpoint.started_here:
+            figures["server_start_s"] = round(time.perf_counter() - started, 2)
+    model = get_chat_model(settings)
+    figures["model"] = getattr(model, "model_name", "?")
+    model.invoke([HumanMessage(content="Say OK.")])  # warm-up: first-call costs are not generation speed
+    rates, latencies = [], []
+    with err.status(f"timing {runs} generations of up to {max_tokens} tokens..."):
+        for _ in range(runs):
+            model.invoke([HumanMessage(content=_BENCH_PROMPT)])
+            rec = USAGE.records[-1]
+            latencies.append(rec.latency_s)
+            if rec.output_tokens:
+                rates.append(rec.output_tokens / rec.latency_s)
+    figures["generation_latency_s_median"] = round(statistics.median(latencies), 2)
+    figures["tokens_per_s_median"] = round(statistics.median(rates), 1) if rates else None
+    before = len(USAGE.records)
+    started = time.perf_counter()
+    with err.status("structured-output round trip..."):
+        finding = structured(model, _BenchFinding, _BENCH_CASE)
+    figures["structured_round_trip_s"] = round(time.perf_counter() - started, 2)
+    figures["structured_calls"] = len(USAGE.records) - before
+    figures["structured_result"] = finding.model_dump()
+    if as_json:
+        out.print_json(json.dumps(figures))
+        return
+    for key, value in figures.items():
+        out.print(f"{key}: {value}", highlight=False)
+
+
+if __name__ == "__main__":  # python -m anomalygraph.cli.llm, before the main CLI mounts it
+    app()

@@ -1,0 +1,102 @@
+"""Wiring of the analyst graph, its thread store, and the one-call ``ask`` used by the evals.
+
+    begin -> plan -> act -> tools -> plan ... -> respond      (guided)
+    begin -> agent -> tools -> agent ... [-> respond]         (native)
+
+A thread is a conversation: compiled with a SQLite checkpointer, the same ``thread_id`` in a
+later process continues it with its whole history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from anomalygraph.agents.analyst.turns import TurnRecord, last_turn
+from anomalygraph.graphs.analyst import nodes
+from anomalygraph.graphs.analyst.context import AnalystContext
+from anomalygraph.graphs.analyst.state import AnalystInput, AnalystOutput, AnalystState
+
+NODES_PER_STEP = 3  # plan, act, tools
+THREADS_FILE = "threads.sqlite"
+
+
+def recursion_limit(max_steps: int) -> int:
+    """Enough super-steps for ``max_steps`` tool calls plus begin and respond; the budget stops the loop first."""
+    return NODES_PER_STEP * max_steps + 10
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    graph = StateGraph(AnalystState, context_schema=AnalystContext, input_schema=AnalystInput, output_schema=AnalystOutput)
+    graph.add_node("begin", nodes.begin)
+    graph.add_node("plan", nodes.plan)
+    graph.add_node("act", nodes.act)
+    graph.add_node("agent", nodes.agent)
+    graph.add_node("tools", nodes.tools)
+    graph.add_node("respond", nodes.respond)
+    graph.add_edge(START, "begin")
+    graph.add_conditional_edges("begin", nodes.route_after_begin, ["plan", "agent", END])
+    graph.add_conditional_edges("plan", nodes.route_after_plan, ["act", "respond"])
+    graph.add_edge("act", "tools")
+    graph.add_conditional_edges("agent", nodes.route_after_agent, ["tools", "respond", END])
+    graph.add_conditional_edges("tools", nodes.route_after_tools, ["plan", "agent", "respond"])
+    graph.add_edge("respond", END)
+    return graph.compile(checkpointer=checkpointer, name="analyst")
+
+
+def make_graph(config: RunnableConfig | None = None) -> CompiledStateGraph:
+    """Entry point for ``langgraph dev`` / LangGraph server, which brings its own checkpointer."""
+    del config
+    return build_graph()
+
+
+@contextmanager
+def thread_store(path: Path) -> Iterator[BaseCheckpointSaver]:
+    """A SQLite checkpointer at ``path`` (created with its folder), closed on exit."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False)
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def run_config(thread_id: str, max_steps: int, callbacks: Sequence[BaseCallbackHandler] = ()) -> RunnableConfig:
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(max_steps)}
+    if callbacks:
+        config["callbacks"] = list(callbacks)
+    return config
+
+
+def turn_input(question: str, file: str | None = None) -> dict[str, Any]:
+    """One user turn; ``file`` is only sent when given, so a resumed thread keeps its file."""
+    inputs: dict[str, Any] = {"messages": [HumanMessage(content=question)]}
+    if file is not None:
+        inputs["file"] = file
+    return inputs
+
+
+def ask(
+    graph: CompiledStateGraph,
+    question: str,
+    *,
+    context: AnalystContext,
+    thread_id: str = "default",
+    file: str | None = None,
+    callbacks: Sequence[BaseCallbackHandler] = (),
+) -> TurnRecord:
+    """Answer one question in ``thread_id`` (without streaming) and return the turn."""
+    final = graph.invoke(turn_input(question, file), run_config(thread_id, context.max_steps, callbacks), context=context)
+    return last_turn(final["messages"], final.get("notes"))

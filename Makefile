@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 OUT ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install reference-env demo test lint clean
+.PHONY: install reference-env demo serve test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,17 @@ demo: install
 	ANOMALYGRAPH_DATA_ROOTS='["$(abspath $(DATA))"]' \
 	$(BIN)/anomalygraph diagnose $(DATA)/NAB/data/realKnownCause/nyc_taxi.csv --out $(OUT)/demo --fresh
 
+# The graphs of langgraph.json under the in-memory LangGraph API server, on 127.0.0.1 only, offline
+# (no LangSmith tracing, no CLI analytics, no version check); open http://127.0.0.1:$(SERVE_PORT)/docs.
+SERVE_PORT ?= 2024
+serve: install
+	ANOMALYGRAPH_DATA_ROOTS='["$(abspath $(DATA))"]' ANOMALYGRAPH_OUTPUT_DIR=$(abspath $(OUT))/serve \
+	LANGSMITH_TRACING=false LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true \
+	$(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port $(SERVE_PORT) --config langgraph.json
+
 test: install reference-env
 	ANOMALYGRAPH_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python \
-	ANOMALYGRAPH_SHARED_DATA=$(abspath $(DATA)) \
+	ANOMALYGRAPH_DATA_ROOTS='["$(abspath $(DATA))", "."]' \
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: install

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anomalygraph.core.settings import get_settings
 from anomalygraph.data import load_series
 from anomalygraph.detectors import create_detector
 
@@ -260,9 +261,9 @@ def reference_python() -> Path:
 
 
 def shared_data() -> Path:
-    return Path(
-        os.environ.get("ANOMALYGRAPH_SHARED_DATA", REPO.parent / "shared" / "data")
-    ).resolve()
+    """The benchmark data folder: the first of ANOMALYGRAPH_DATA_ROOTS (relative: from the repository)."""
+    root = get_settings().data.benchmark_root
+    return (root if root.is_absolute() else REPO / root).resolve()
 
 
 def split(path: Path, train_fraction: float) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:

@@ -10,8 +10,9 @@ This prints, side by side:
   description of ``cut_add_paste_outlier``), and our own sampler driven one window at a time;
 - each operator alone, one random channel and all channels.
 
-Data: the MSL channel C-1 (2,158 training rows x 55 channels) from ANOMALYGRAPH_SHARED_DATA
-(default ../shared/data); a seeded random series of the same shape when it is missing.
+Data: the MSL channel C-1 (2,158 training rows x 55 channels) from the benchmark data folder (the
+first of ANOMALYGRAPH_DATA_ROOTS, by default the one beside the checkout); a seeded random series
+of the same shape when it is missing.
 
     .venv/bin/python benchmarks/sampler_throughput.py [--batch 1024] [--repeats 10]
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anomalygraph.core.settings import get_settings
 from anomalygraph.core.stats import robust_scale
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.rulebank.operators import OPERATORS, apply_batch
@@ -38,7 +40,8 @@ WINDOW = 100
 
 
 def load_msl() -> tuple[TimeSeries, str]:
-    root = Path(os.environ.get("ANOMALYGRAPH_SHARED_DATA", REPO.parent / "shared" / "data"))
+    root = get_settings().data.benchmark_root
+    root = root if root.is_absolute() else REPO / root
     path = root / "SMAP_MSL" / "test" / "C-1.npy"
     if path.is_file():
         from anomalygraph.data.loaders import load_series

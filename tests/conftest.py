@@ -11,7 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_data_path() -> Path:
-    return Path(os.environ.get("ANOMALYGRAPH_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+    """The settings' benchmark data folder (the first of ANOMALYGRAPH_DATA_ROOTS); a relative one
+    is taken from the repository root, so the default finds ../shared/data from any working directory."""
+    from anomalygraph.core.settings import get_settings
+
+    root = get_settings().data.benchmark_root
+    return (root if root.is_absolute() else REPO / root).resolve()
 
 
 def reference_python() -> Path:
@@ -22,5 +27,5 @@ def reference_python() -> Path:
 def shared_data() -> Path:
     path = shared_data_path()
     if not path.is_dir():
-        pytest.fail(f"real data folder {path} is missing; set ANOMALYGRAPH_SHARED_DATA")
+        pytest.fail(f"real data folder {path} is missing; set ANOMALYGRAPH_DATA_ROOTS='[\"/path/to/data\"]'")
     return path

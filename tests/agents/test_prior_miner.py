@@ -23,11 +23,11 @@ from anomalygraph.agents.prior_miner import (
     narrative,
     series_facts,
 )
+from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, Provider
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.llm.errors import StructuredOutputError
 from anomalygraph.llm.messages import TEXT_RENDERING_INTRO, has_image
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
-from anomalygraph.llm.settings import CAPABILITY_PRESETS, Provider
 from anomalygraph.prompts import load_prompt
 from anomalygraph.rulebank.sampler import PAGSampler
 from anomalygraph.rulebank.schema import RuleBank, compile_prior

@@ -14,13 +14,12 @@ from langchain_core.messages.tool import invalid_tool_call
 
 from anomalygraph.agents.analyst.view import compact_result, model_view
 from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.llm_settings import ModelCapabilities
 from anomalygraph.graphs.analyst import AnalystContext, ask, build_graph, thread_store
 from anomalygraph.graphs.analyst.graph import recursion_limit
 from anomalygraph.graphs.analyst.nodes import subject_file
 from anomalygraph.llm.errors import LLMContextLengthError, LLMUnavailableError
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
-from anomalygraph.llm.settings import ModelCapabilities
-from anomalygraph.tools import ToolContext
 
 NATIVE = ModelCapabilities(vision=False, tool_calling=True, auto_tool_choice=True, json_schema=False, legacy_max_tokens=False)
 GUIDED = ModelCapabilities(vision=False, tool_calling=True, auto_tool_choice=False, json_schema=False, legacy_max_tokens=True)
@@ -44,7 +43,7 @@ def series_file(tmp_path):
 
 def make(tmp_path, script, *, caps=GUIDED, **kw):
     model = ScriptedChatModel.with_capabilities(script, caps)
-    ctx = AnalystContext(model=model, tools=ToolContext(data_roots=[tmp_path], output_dir=tmp_path / "plots"), **kw)
+    ctx = AnalystContext(model=model, data_roots=[tmp_path], output_dir=tmp_path / "plots", **kw)
     return model, ctx
 
 
@@ -411,8 +410,8 @@ def test_detector_arguments_are_narrowed_to_registered_names(series_file, tmp_pa
 
 
 def test_step_and_answer_calls_get_their_own_token_caps():
+    from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, Provider
     from anomalygraph.llm.client import CompatChatOpenAI
-    from anomalygraph.llm.settings import CAPABILITY_PRESETS, Provider
 
     model = CompatChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", api_key="x", max_tokens=1024,
                              capabilities=CAPABILITY_PRESETS[Provider.embedded])

@@ -191,7 +191,7 @@ def test_unknown_requested_detector_is_an_error(series_file, tmp_path):
 
 def test_file_outside_roots_is_refused(series_file, tmp_path):
     with pytest.raises(Exception, match="outside the configured data roots"):
-        run_diagnosis(str(series_file), tmp_path / "out", DiagnosisContext(data_roots=[tmp_path / "elsewhere"]))
+        run_diagnosis(str(series_file), tmp_path / "out", DiagnosisContext(model=None, data_roots=[tmp_path / "elsewhere"]))
 
 
 def test_crash_then_resume_from_last_completed_node(series_file, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +73,16 @@ def series_file(tmp_path_factory) -> Path:
     return path
 
 
+TMP_ROOT = str(Path(tempfile.gettempdir()).resolve())  # pytest's tmp folders lie below
+
+
 def request(series_file: Path, tmp_path: Path, **kw) -> GenerationRequest:
     return GenerationRequest(scenario=SCENARIO, series_path=str(series_file), out_path=str(tmp_path / "pump_mined.yaml"),
                              **{"train_end": TRAIN} | kw)
 
 
 def context(model, **kw) -> GenerationContext:
-    return GenerationContext(model=model, **{"auto_approve": True, "samples_per_rule": 2} | kw)
+    return GenerationContext(model=model, **{"auto_approve": True, "samples_per_rule": 2, "data_roots": [TMP_ROOT]} | kw)
 
 
 def test_happy_path_stores_a_valid_bank_with_provenance(series_file, tmp_path):
@@ -343,7 +347,8 @@ def test_the_embedded_model_mines_a_valid_bank_for_a_bench_scenario(tmp_path):
     folder = write_bench(bench, tmp_path / "bench")
     req = GenerationRequest(scenario=(folder / "domain.md").read_text(), series_path=str(folder / "series.csv"),
                             train_end=bench.series.train_end, out_path=str(tmp_path / "mined.yaml"))
-    outcome = run_generation(req, GenerationContext(auto_approve=True, max_priors=2, critique=False, max_steps=6))
+    outcome = run_generation(req, GenerationContext(auto_approve=True, max_priors=2, critique=False, max_steps=6,
+                                                    data_roots=[tmp_path]))
     assert outcome.status == "stored", outcome.result.notes
     bank = load_bank(outcome.result.bank_path)
     assert 1 <= len(bank.rules) <= 2 and bank.origin.model and bank.report.ok

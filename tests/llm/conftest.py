@@ -88,11 +88,11 @@ def embedded_endpoint() -> Iterator[str]:
     reason = embedded_skip_reason()
     if reason:
         pytest.skip(reason)
+    from anomalygraph.core.settings import get_settings
     from anomalygraph.llm.assets import resolve_model
     from anomalygraph.llm.embedded import EmbeddedServer
-    from anomalygraph.llm.settings import load_settings
 
-    settings = load_settings()
+    settings = get_settings().llm
     model = resolve_model(settings.embedded, settings.cache_dir())
     with EmbeddedServer(model, settings.embedded, cache_dir=settings.cache_dir()) as server:
         yield server.base_url

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from anomalygraph.core.settings import get_settings
 from anomalygraph.llm import assets
 from anomalygraph.llm.assets import ASSETS, ModelAsset, ModelPart, resolve_model
 from anomalygraph.llm.errors import ModelAssetError
-from anomalygraph.llm.settings import load_settings
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def split_asset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModelA
 
 def test_assembles_in_order_verifies_and_caches(split_asset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     asset, whole = split_asset
-    s = load_settings()
+    s = get_settings().llm
     seen: list[tuple[int, int]] = []
     model = resolve_model(s.embedded, s.cache_dir(), progress=lambda done, total: seen.append((done, total)))
     assert model.path == s.cache_dir() / "models" / "fake.gguf"
@@ -48,7 +48,7 @@ def test_assembles_in_order_verifies_and_caches(split_asset, tmp_path: Path, mon
 
 def test_damaged_cache_is_rebuilt(split_asset) -> None:
     _, whole = split_asset
-    s = load_settings()
+    s = get_settings().llm
     path = resolve_model(s.embedded, s.cache_dir()).path
     damaged = bytearray(whole)
     damaged[10] ^= 0xFF
@@ -59,7 +59,7 @@ def test_damaged_cache_is_rebuilt(split_asset) -> None:
 def test_hash_mismatch_is_an_error_and_leaves_nothing(split_asset, monkeypatch: pytest.MonkeyPatch) -> None:
     asset, _ = split_asset
     monkeypatch.setitem(ASSETS, "qwen2.5-coder-0.5b", asset.model_copy(update={"sha256": "0" * 64}))
-    s = load_settings()
+    s = get_settings().llm
     with pytest.raises(ModelAssetError, match=r"expected .* with SHA-256 0{64}.*--force-reinstall"):
         resolve_model(s.embedded, s.cache_dir())
     assert not any((s.cache_dir() / "models").glob("fake.gguf*"))
@@ -69,7 +69,7 @@ def test_missing_packages_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     real = ASSETS["qwen2.5-coder-0.5b"]
     renamed = tuple(p.model_copy(update={"distribution": f"absent-{p.distribution}"}) for p in real.parts)
     monkeypatch.setitem(ASSETS, "qwen2.5-coder-0.5b", real.model_copy(update={"parts": renamed}))
-    s = load_settings()
+    s = get_settings().llm
     with pytest.raises(ModelAssetError) as info:
         resolve_model(s.embedded, s.cache_dir())
     message = str(info.value)
@@ -86,20 +86,20 @@ def test_user_model_path(tmp_path: Path) -> None:
     good = tmp_path / "my-model.gguf"
     good.write_bytes(b"GGUF" + b"\1" * 100)
     digest = hashlib.sha256(good.read_bytes()).hexdigest()
-    s = load_settings(embedded={"model_path": str(good), "model_sha256": digest})
+    s = get_settings(llm={"embedded": {"model_path": str(good), "model_sha256": digest}}).llm
     model = resolve_model(s.embedded, s.cache_dir())
     assert model.path == good and model.alias == "my-model" and model.sha256 == digest
 
-    wrong = load_settings(embedded={"model_path": str(good), "model_sha256": "f" * 64})
+    wrong = get_settings(llm={"embedded": {"model_path": str(good), "model_sha256": "f" * 64}}).llm
     with pytest.raises(ModelAssetError, match="has SHA-256"):
         resolve_model(wrong.embedded, wrong.cache_dir())
 
     not_gguf = tmp_path / "weights.bin"
     not_gguf.write_bytes(b"PK\3\4zip")
-    s = load_settings(embedded={"model_path": str(not_gguf)})
+    s = get_settings(llm={"embedded": {"model_path": str(not_gguf)}}).llm
     with pytest.raises(ModelAssetError, match="not a GGUF model file"):
         resolve_model(s.embedded, s.cache_dir())
-    s = load_settings(embedded={"model_path": str(tmp_path / "nope.gguf")})
+    s = get_settings(llm={"embedded": {"model_path": str(tmp_path / "nope.gguf")}}).llm
     with pytest.raises(ModelAssetError, match="does not exist"):
         resolve_model(s.embedded, s.cache_dir())
 

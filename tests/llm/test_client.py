@@ -9,6 +9,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
+from anomalygraph.core.settings import get_settings
 from anomalygraph.llm.errors import (
     LLMContextLengthError,
     LLMRateLimitError,
@@ -19,15 +20,14 @@ from anomalygraph.llm.errors import (
     StructuredOutputError,
 )
 from anomalygraph.llm.factory import USAGE, capabilities_of, get_chat_model
-from anomalygraph.llm.settings import load_settings
 from anomalygraph.llm.structured import structured
 from tests.llm.fake_openai import FakeOpenAI, Reply, tool_call
 
 
 def model_for(server: FakeOpenAI, **overrides: object):
-    settings = load_settings(
-        provider="openai", base_url=server.base_url, model="fake-model", **{"max_retries": 0, **overrides}
-    )
+    settings = get_settings(
+        llm={"provider": "openai", "base_url": server.base_url, "model": "fake-model", "max_retries": 0, **overrides}
+    ).llm
     return get_chat_model(settings)
 
 
@@ -155,7 +155,7 @@ def test_connection_refused_says_how_to_start_a_server() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = load_settings(provider="vllm", base_url=f"http://127.0.0.1:{port}/v1", model="qwen3-vl", max_retries=0)
+    settings = get_settings(llm={"provider": "vllm", "base_url": f"http://127.0.0.1:{port}/v1", "model": "qwen3-vl", "max_retries": 0}).llm
     with pytest.raises(LLMUnavailableError, match=rf"cannot reach the LLM server at http://127.0.0.1:{port}/v1.*llm serve"):
         get_chat_model(settings).invoke("hi")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from anomalygraph.core.settings import get_settings
 from anomalygraph.llm import embedded
 from anomalygraph.llm.assets import resolve_model
 from anomalygraph.llm.embedded import (
@@ -23,11 +24,10 @@ from anomalygraph.llm.embedded import (
 from anomalygraph.llm.errors import EmbeddedServerError, LLMUnavailableError
 from anomalygraph.llm.factory import get_chat_model
 from anomalygraph.llm.health import check_server
-from anomalygraph.llm.settings import load_settings
 
 
 def settings_for(gguf: Path, **embedded_overrides: object):
-    return load_settings(embedded={"model_path": str(gguf), "startup_timeout_s": 20, **embedded_overrides})
+    return get_settings(llm={"embedded": {"model_path": str(gguf), "startup_timeout_s": 20, **embedded_overrides}}).llm
 
 
 def test_start_waits_until_ready_then_stops_cleanly(fake_llama: list[str], gguf: Path) -> None:
@@ -106,7 +106,7 @@ def test_ensure_server_starts_one_per_process_and_reuses_it(fake_llama: list[str
 
 
 def test_crash_mid_run_gives_one_clear_message(fake_llama: list[str], gguf: Path) -> None:
-    s = load_settings(embedded={"model_path": str(gguf)}, max_retries=0)
+    s = get_settings(llm={"embedded": {"model_path": str(gguf)}, "max_retries": 0}).llm
     model = get_chat_model(s)
     assert model.invoke("hi").content == "ok"
     (server,) = embedded._OWNED.values()

@@ -17,9 +17,9 @@ from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from anomalygraph.core.settings import get_settings
 from anomalygraph.llm.errors import LLMContextLengthError
 from anomalygraph.llm.factory import USAGE, get_chat_model
-from anomalygraph.llm.settings import load_settings
 from anomalygraph.llm.structured import structured
 from tests.llm.conftest import embedded_skip_reason
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.llm
 
 
 def model_at(url: str, **overrides: object):
-    return get_chat_model(load_settings(base_url=url, **overrides))
+    return get_chat_model(get_settings(llm={"base_url": url, **overrides}).llm)
 
 
 def test_chat_answers_and_honours_max_tokens(embedded_endpoint: str) -> None:
@@ -161,7 +161,7 @@ def test_server_ignores_stray_env_and_reports_context_overflow(monkeypatch: pyte
     monkeypatch.setenv("API_KEY", "would-lock-us-out")
     monkeypatch.setenv("PORT", "1")
     monkeypatch.setenv("HOST", "0.0.0.0")
-    settings = load_settings(embedded={"n_ctx": 512})
+    settings = get_settings(llm={"embedded": {"n_ctx": 512}}).llm
     model_file = resolve_model(settings.embedded, settings.cache_dir())
     with EmbeddedServer(model_file, settings.embedded, cache_dir=settings.cache_dir()) as server:
         assert server.state.port != 1
@@ -190,15 +190,15 @@ def test_server_stops_when_its_process_dies_without_cleanup(tmp_path) -> None:
         pytest.skip(reason)
     from anomalygraph.llm.assets import resolve_model
 
-    settings = load_settings()
+    settings = get_settings().llm
     gguf = resolve_model(settings.embedded, settings.cache_dir()).path
     # A cache of its own, so a server someone started with `llm serve` is not picked up instead.
     env = {**os.environ, "ANOMALYGRAPH_CACHE_DIR": str(tmp_path), "ANOMALYGRAPH_LLM_EMBEDDED__MODEL_PATH": str(gguf)}
     code = (
         "import json, os\n"
         "from anomalygraph.llm.embedded import ensure_server, _OWNED\n"
-        "from anomalygraph.llm.settings import load_settings\n"
-        "ensure_server(load_settings())\n"
+        "from anomalygraph.core.settings import get_settings\n"
+        "ensure_server(get_settings().llm)\n"
         "(server,) = _OWNED.values()\n"
         "print(json.dumps({'pid': server.state.pid}), flush=True)\n"
         "os._exit(0)  # no atexit handlers run\n"

@@ -14,9 +14,9 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from anomalygraph.core.errors import DataError
+from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, Provider
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.llm.messages import TEXT_RENDERING_INTRO, has_image, plot_message, read_png
-from anomalygraph.llm.settings import CAPABILITY_PRESETS, Provider
 from anomalygraph.llm.structured import structured
 from tests.llm.fakes import ScriptedChatModel, call
 

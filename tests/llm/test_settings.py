@@ -5,13 +5,18 @@ from pathlib import Path
 import pytest
 
 from anomalygraph.core.errors import ConfigError
-from anomalygraph.llm.settings import (
+from anomalygraph.core.llm_settings import (
     CAPABILITY_PRESETS,
     LLMSettings,
     Provider,
-    load_settings,
     user_cache_dir,
 )
+from anomalygraph.core.settings import get_settings
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> LLMSettings:
+    """The LLM section as callers get it (``load_settings`` was the LLM-only accessor before the one Settings)."""
+    return get_settings(config_file, llm=overrides).llm
 
 
 def test_defaults_are_the_embedded_model_with_its_measured_capabilities() -> None:

@@ -8,8 +8,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, ModelCapabilities, Provider
 from anomalygraph.llm.errors import StructuredOutputError
-from anomalygraph.llm.settings import CAPABILITY_PRESETS, ModelCapabilities, Provider
 from anomalygraph.llm.structured import choose_method, extract_json, structured
 from tests.llm.fakes import ScriptedChatModel, bad_json_call, call
 

@@ -64,6 +64,12 @@ def test_perfect_scores_reach_one_and_inverted_scores_do_not() -> None:
     assert M.vus_pr(labels, -perfect, 20) < 0.5
 
 
+def test_best_f1_threshold_reports_the_highest_of_tied_thresholds() -> None:
+    # >= 4: one hit, no false alarm; >= 1: both hits, two false alarms; the same F1 (p*r, p+r).
+    f1, at = M.best_f1_threshold([1, 0, 0, 1], [4.0, 3.0, 3.0, 1.0])
+    assert at == 4.0 and f1 == pytest.approx(2 / 3, abs=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_vus_is_the_mean_of_range_auc_over_buffer_lengths(seed: int) -> None:
     labels, scores = case(seed, length=500)

@@ -41,10 +41,10 @@ from pydantic import (
 )
 
 from anomalygraph.core.errors import AnomalyGraphError
+from anomalygraph.core.llm_settings import ModelCapabilities
 from anomalygraph.core.stats import mad_sigma
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.llm.factory import model_name
-from anomalygraph.llm.settings import ModelCapabilities
 from anomalygraph.prompts import PromptTemplate, load_prompt
 from anomalygraph.rulebank.distributions import Uniform
 from anomalygraph.rulebank.operators import OPERATORS

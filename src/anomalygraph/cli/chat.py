@@ -42,7 +42,6 @@ from anomalygraph.graphs.analyst.context import DEFAULT_MAX_STEPS
 from anomalygraph.graphs.analyst.graph import THREADS_FILE, turn_input
 from anomalygraph.llm.messages import text_of
 from anomalygraph.llm.usage import UsageLogger
-from anomalygraph.tools import ToolContext
 
 ANSWER_NODES = frozenset({"agent", "respond"})
 _THREAD_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -57,10 +56,10 @@ HELP = "Commands: /history (this thread so far), /help, /exit (or Ctrl-D)."
 
 def make_model(llm_config: Path | None) -> BaseChatModel:
     """The chat model from the LLM settings (env vars, ``--llm-config``); the embedded one by default."""
+    from anomalygraph.core.settings import get_settings
     from anomalygraph.llm.factory import get_chat_model
-    from anomalygraph.llm.settings import load_settings
 
-    return get_chat_model(load_settings(config_file=llm_config))
+    return get_chat_model(get_settings(llm_config).llm)
 
 
 def new_thread_id() -> str:
@@ -272,7 +271,7 @@ def chat(
     message: Annotated[list[str] | None, typer.Option("--message", "-m", help="Ask this and exit (repeat for several turns).")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=50, help="Tool calls allowed per question, failed ones included.")] = DEFAULT_MAX_STEPS,
     tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=50, help="Successful tool calls before answering (default: 1 for models that cannot choose tools themselves, else no limit).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for threads.sqlite and plots (default: <output_dir>/chat).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for threads.sqlite and plots (default: $ANOMALYGRAPH_OUTPUT_DIR/chat).")] = None,
     history: Annotated[bool, typer.Option("--history", help="Print the thread's earlier turns first.")] = False,
     list_threads: Annotated[bool, typer.Option("--list", help="List the stored threads and exit.")] = False,
     llm_config: Annotated[Path | None, typer.Option("--llm-config", help="LLM settings file (YAML/TOML); env vars ANOMALYGRAPH_LLM_* also apply.")] = None,
@@ -283,9 +282,10 @@ def chat(
     then, later: anomalygraph chat --thread t1 -m "Which channels deviate there?"
     """
     from anomalygraph.core.settings import get_settings
+    from anomalygraph.llm.factory import model_ref
 
     settings = get_settings()
-    out_dir = out or settings.output_dir / "chat"
+    out_dir = out or settings.output.dir / "chat"
     console = Console(highlight=False, soft_wrap=True)
     if list_threads:
         for tid in thread_ids(out_dir):
@@ -297,8 +297,10 @@ def chat(
         real_file = Path(file).expanduser().resolve()
         if not real_file.is_file():
             raise DataError(f"{file}: no such file")
-    tools = ToolContext(data_roots=data_roots_for(real_file, list(settings.data_roots)), output_dir=out_dir / "plots")
-    context = AnalystContext(tools=tools, max_steps=max_steps, tools_per_turn=tools_per_turn)
+    roots = data_roots_for(real_file, list(settings.data.roots))
+    # the model starts at the first question, so /help and a resumed thread's history need none
+    context = AnalystContext(model=None, data_roots=[str(r) for r in roots], output_dir=str(out_dir / "plots"),
+                             max_steps=max_steps, tools_per_turn=tools_per_turn)
 
     if message:
         questions: Iterable[str] = message
@@ -335,7 +337,7 @@ def chat(
                 console.print(f"[bold]you:[/] {escape(question)}")
             if context.model is None:
                 with console.status("[dim]starting the model…[/]") if console.is_terminal else nullcontext():
-                    context.model = make_model(llm_config)
+                    context.model = model_ref(make_model(llm_config))
             try:
                 stream_turn(graph, context, question, thread=thread_id, file=send_file, console=console)
             except (AnomalyGraphError, KeyboardInterrupt) as exc:

@@ -18,7 +18,7 @@ ProviderOpt = Annotated[str | None, typer.Option("--provider", help="embedded (d
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://gpu:8000/v1.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name the server serves.")]
 LlmConfigOpt = Annotated[Path | None, typer.Option("--llm-config", help="LLM settings file (YAML/TOML).")]
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Data root holding NAB/, SMAP_MSL/, UCR/ (default: $ANOMALYGRAPH_SHARED_DATA or settings).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Data root holding NAB/, SMAP_MSL/, UCR/ (default: the first of $ANOMALYGRAPH_DATA_ROOTS).")]
 
 
 @app.callback()
@@ -29,7 +29,7 @@ def _evals() -> None:
 def model_settings(provider: str | None, base_url: str | None, model: str | None, llm_config: Path | None,
                    vision: bool | None = None) -> Any:
     """LLM settings from the flags over env vars and the config file (the embedded model when none is set)."""
-    from anomalygraph.llm.settings import load_settings
+    from anomalygraph.core.settings import get_settings
 
     if base_url is not None and not model:
         raise ConfigError("--base-url needs --model")
@@ -38,15 +38,15 @@ def model_settings(provider: str | None, base_url: str | None, model: str | None
         overrides["provider"] = "vllm"
     if vision is not None:
         overrides["capabilities"] = {"vision": vision}
-    return load_settings(config_file=llm_config, **overrides)
+    return get_settings(llm_config, llm=overrides).llm
 
 
 def data_root(data: Path | None) -> Path:
-    from anomalygraph.evals.agents.analyst_eval import default_data_root
+    from anomalygraph.core.settings import get_settings
 
-    root = (data or default_data_root()).resolve()
+    root = (data or get_settings().data.benchmark_root).resolve()
     if not root.is_dir():
-        raise DataError(f"data root {root} does not exist; pass --data or set ANOMALYGRAPH_SHARED_DATA")
+        raise DataError(f"data root {root} does not exist; pass --data or set ANOMALYGRAPH_DATA_ROOTS (its first folder)")
     return root
 
 
@@ -98,7 +98,7 @@ def analyst_cmd(
     chat_model = _start_model(settings, console)
     name = _slug(str(getattr(chat_model, "model_name", settings.provider.value)))
     label = subset if not question else "selected"
-    out_dir = out or get_settings().output_dir / "evals" / "analyst" / f"{name}-{label}"
+    out_dir = out or get_settings().output.dir / "evals" / "analyst" / f"{name}-{label}"
     with _progress(console) as progress:
         task = progress.add_task("analyst eval", total=len(questions))
 
@@ -130,7 +130,6 @@ def diagnosis_cmd(
     Example: anomalygraph eval diagnosis --subset ci
     or: anomalygraph eval diagnosis --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
     """
-    import torch
 
     from anomalygraph.core.settings import get_settings
     from anomalygraph.evals.agents import diagnosis as ev
@@ -146,8 +145,8 @@ def diagnosis_cmd(
 
         name = model_name(chat_model)
     label = "selected" if series else subset
-    out_dir = out or get_settings().output_dir / "evals" / "diagnosis" / f"{_slug(name if llm else 'rules')}-{label}"
-    context = DiagnosisContext(model=chat_model, data_roots=[root], gpu=bool(torch.cuda.is_available()))
+    out_dir = out or get_settings().output.dir / "evals" / "diagnosis" / f"{_slug(name if llm else 'rules')}-{label}"
+    context = DiagnosisContext(model=chat_model, data_roots=[str(root)])
     with _progress(console) as progress:
         task = progress.add_task("diagnosis eval", total=len(chosen))
 

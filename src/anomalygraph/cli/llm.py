@@ -25,9 +25,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from anomalygraph.core.llm_settings import LLMSettings, Provider
+from anomalygraph.core.settings import get_settings
 from anomalygraph.llm.assets import Progress as ProgressFn
 from anomalygraph.llm.assets import resolve_model
-from anomalygraph.llm.settings import LLMSettings, Provider, load_settings
 
 app = typer.Typer(
     name="llm",
@@ -57,7 +58,7 @@ def _settings(config: Path | None, *, model: str | None = None, model_path: Path
         nested["model_path"] = model_path
     if nested:
         overrides["embedded"] = nested
-    return load_settings(config, **overrides)
+    return get_settings(config, llm=overrides).llm
 
 
 @contextmanager
@@ -202,7 +203,7 @@ def chat_cmd(
     from anomalygraph.prompts import load_prompt
 
     overrides: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
-    settings = load_settings(config, **overrides)
+    settings = get_settings(config, llm=overrides).llm
     if settings.provider is Provider.embedded and settings.base_url is None:
         from anomalygraph.llm.embedded import ensure_server
 
@@ -240,11 +241,8 @@ class _BenchFinding(BaseModel):
     explanation: str = Field(min_length=3, max_length=400)
 
 
-_BENCH_PROMPT = "In about 150 words, explain how a level shift differs from a spike in a time series."
-_BENCH_CASE = (
-    "A CPU metric sampled every minute reads 41, 40, 42, 41, 97, 98, 96, 41, 40 from minute 0 to 8. "
-    "Give your verdict on minutes 0 to 8."
-)
+BENCH_PROMPTS = ("llm/bench_warmup", "llm/bench_generate", "llm/bench_case")
+"""What ``llm bench`` sends: a warm-up, the timed generation, the structured round trip."""
 
 
 @app.command("bench")
@@ -264,8 +262,10 @@ def bench_cmd(
 
     from anomalygraph.llm.factory import USAGE, get_chat_model
     from anomalygraph.llm.structured import structured
+    from anomalygraph.prompts import load_prompt
 
-    settings = load_settings(config, max_tokens=max_tokens)
+    warmup, generate, case = (load_prompt(name).render() for name in BENCH_PROMPTS)
+    settings = get_settings(config, llm={"max_tokens": max_tokens}).llm
     figures: dict[str, Any] = {"provider": settings.provider.value}
     if settings.provider is Provider.embedded and settings.base_url is None:
         from anomalygraph.llm.embedded import ensure_server
@@ -278,11 +278,11 @@ def bench_cmd(
             figures["server_start_s"] = round(time.perf_counter() - started, 2)
     model = get_chat_model(settings)
     figures["model"] = getattr(model, "model_name", "?")
-    model.invoke([HumanMessage(content="Say OK.")])  # warm-up: first-call costs are not generation speed
+    model.invoke([HumanMessage(content=warmup)])  # warm-up: first-call costs are not generation speed
     rates, latencies = [], []
     with err.status(f"timing {runs} generations of up to {max_tokens} tokens..."):
         for _ in range(runs):
-            model.invoke([HumanMessage(content=_BENCH_PROMPT)])
+            model.invoke([HumanMessage(content=generate)])
             rec = USAGE.records[-1]
             latencies.append(rec.latency_s)
             if rec.output_tokens:
@@ -292,7 +292,7 @@ def bench_cmd(
     before = len(USAGE.records)
     started = time.perf_counter()
     with err.status("structured-output round trip..."):
-        finding = structured(model, _BenchFinding, _BENCH_CASE)
+        finding = structured(model, _BenchFinding, case)
     figures["structured_round_trip_s"] = round(time.perf_counter() - started, 2)
     figures["structured_calls"] = len(USAGE.records) - before
     figures["structured_result"] = finding.model_dump()

@@ -314,8 +314,8 @@ def _metrics(series: TimeSeries, runs: list[Any]) -> dict[str, dict[str, float]]
 def bench_cmd(
     detectors: Annotated[str, typer.Option("--detectors", help="Comma-separated detector names.")] = "iforest,matrix_profile",
     datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated datasets: nab, smap_msl, ucr, tsb_ad_u.")] = "nab,smap_msl",
-    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: ANOMALYGRAPH_DATA_ROOT or ../shared/data).")] = None,
-    output: Annotated[Path | None, typer.Option("--out", "-o", help="Results folder (default: results/).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: the first of ANOMALYGRAPH_DATA_ROOTS).")] = None,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Results folder (default: ANOMALYGRAPH_OUTPUT_RESULTS or results/).")] = None,
     settings: Annotated[list[str], typer.Option("--set", help="Detector setting key=value for every detector, or detector.key=value for one (anomaly_transformer.epochs=1).")] = [],  # noqa: B006
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write one PNG per series.")] = True,
     series: Annotated[str | None, typer.Option("--series", help="Comma-separated series names (file stems) to keep, e.g. A-4,nyc_taxi.")] = None,
@@ -336,7 +336,7 @@ def bench_cmd(
     if unknown or not sets:
         raise ConfigError(f"unknown dataset(s) {unknown}; known: {', '.join(DATASETS)}")
     config = get_settings()
-    root, output = data or config.data_root, output or config.results_dir
+    root, output = data or config.data.benchmark_root, output or config.output.results
     with _progress(eta=True) as progress:
         task = progress.add_task("benchmark", total=None)
 
@@ -379,8 +379,8 @@ def diagnose_cmd(
 
         with err.status("starting the language model"):
             model = get_chat_model()
-    roots = [*settings.data_roots, file.resolve().parent]
-    context = DiagnosisContext(model=model, data_roots=roots, gpu=_has_gpu())
+    roots = [*settings.data.roots, file.resolve().parent]
+    context = DiagnosisContext(model=model, data_roots=[str(r) for r in roots])
     started = time.perf_counter()
     with err.status(f"diagnosing {file.name}"):
         verdict, resumed = run_diagnosis(str(file.resolve()), output, context, detectors=names, resume=not fresh)
@@ -392,20 +392,15 @@ def diagnose_cmd(
     out.print(f"wrote {verdict.report_path}, {output / 'verdict.json'}, plots: {', '.join(verdict.plots)}")
 
 
-def _has_gpu() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
 # ------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit 2."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         try:
-            app(args=argv, standalone_mode=False)
-            code = 0
+            # without standalone mode, click returns a command's ``typer.Exit`` code instead of raising
+            result = app(args=argv, standalone_mode=False)
+            code = result if isinstance(result, int) else 0
         except AnomalyGraphError as exc:
             _print_warnings(caught)
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

@@ -335,16 +335,16 @@ def generate_cmd(
         raise ConfigError(f"--out {output}: the bank file must end in .yaml, .yml or .json")
     if not series.is_file():
         raise ConfigError(f"--series {series}: file not found")
-    settings = None
     if llm_config is not None:
-        from anomalygraph.llm.settings import load_settings
+        from anomalygraph.core.settings import get_settings
 
-        settings = load_settings(llm_config)
+        get_settings(llm_config)  # a bad file fails here, before any work
     request = GenerationRequest(scenario=_scenario_text(scenario), series_path=str(series), out_path=str(output),
                                 train_end=train_end, name=name, work_dir=str(work_dir) if work_dir else None)
     ctx = GenerationContext(auto_approve=approve, max_priors=max_priors, max_attempts=max_attempts,
                             max_revisions=max_revisions, max_steps=max_steps, critique=critique, seed=seed,
-                            form=form, llm_settings=settings)  # type: ignore[arg-type]
+                            form=form, llm_config=str(llm_config) if llm_config else None,
+                            data_roots=[str(p) for p in _data_roots(series)])
 
     def run(decision: object = None, resume: bool = True) -> object:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} model calls"),
@@ -436,3 +436,10 @@ def score_cmd(
             matches.add_row(m.mined, m.hidden, m.morphology, "-" if m.channel_jaccard is None else f"{m.channel_jaccard:.2f}",
                             "-" if m.duration_overlap is None else f"{m.duration_overlap:.2f}")
         out.print(matches)
+
+
+def _data_roots(series: Path) -> list[Path]:
+    """The configured roots plus the folder of the series the user named on the command line."""
+    from anomalygraph.core.settings import get_settings
+
+    return [*get_settings().data.roots, series.resolve().parent]

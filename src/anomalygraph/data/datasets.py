@@ -34,7 +34,7 @@ def dataset_files(name: str, root: Path) -> list[Path]:
     spec = DATASETS[name]
     folder = root / spec.folder
     if not folder.is_dir():
-        raise DataError(f"dataset '{name}': folder {folder} not found (set --data or ANOMALYGRAPH_DATA_ROOT)")
+        raise DataError(f"dataset '{name}': folder {folder} not found (pass --data or set ANOMALYGRAPH_DATA_ROOTS, whose first folder holds the datasets)")
     files = sorted(folder.glob(spec.pattern))
     if not files:
         raise DataError(f"dataset '{name}': no files match {folder / spec.pattern}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -187,3 +187,20 @@ def _check_labels(labels: Any, length: int, name: str) -> np.ndarray:
         row = int(np.argmax(bad))
         raise DataError(f"series '{name}': labels must be 0 or 1, got {arr[row]} at row {row}")
     return arr.astype(np.uint8)
+
+
+RowStyle = Literal["time", "time_and_row", "t"]
+
+
+def row_label(row: int, timestamps: pd.DatetimeIndex | None, style: RowStyle = "time") -> str:
+    """How a row is named to a reader: its timestamp when there is one, else its index.
+
+    ``time``: ``2015-01-26 00:30:00`` or ``row 12`` (tables of intervals); ``time_and_row``:
+    ``2015-01-26 00:30:00 (row 12)`` (reports that are read beside the file); ``t``:
+    ``t=12 (2015-01-26 00:30:00)`` (the text rendering a model reads instead of a plot).
+    """
+    if style == "t":
+        return f"t={row}" if timestamps is None else f"t={row} ({timestamps[row]})"
+    if timestamps is None:
+        return f"row {row}"
+    return f"{timestamps[row]} (row {row})" if style == "time_and_row" else f"{timestamps[row]}"

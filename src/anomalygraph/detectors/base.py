@@ -35,18 +35,6 @@ class DetectorConfig(BaseModel):
     seed: int = Field(0, description="random seed, so repeated runs give the same scores")
 
 
-def device_name(requested: str | None = None) -> str:
-    """CUDA when present, else CPU; an explicit request wins."""
-    if requested:
-        return requested
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        return "cpu"
-
-
 class Detector(ABC):
     """``fit(train) -> self``, ``score(series) -> float64[T]``, ``predict``, ``save``, ``load``."""
 

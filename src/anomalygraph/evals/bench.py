@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError
+from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
@@ -179,12 +180,12 @@ def summary_markdown(frame: pd.DataFrame) -> str:
     for dataset, group in ok.groupby("dataset", sort=True):
         lines += ["", f"## {dataset} ({group['series'].nunique()} series)", ""]
         header = ["detector", "VUS-PR mean", "VUS-PR median", *[m for m in metrics if m != HEADLINE], "fit s", "score s"]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += table_lines(header)
         for detector, rows in group.groupby("detector", sort=False):
             values = [f"{rows[HEADLINE].mean():.3f}", f"{rows[HEADLINE].median():.3f}"]
             values += [f"{rows[m].mean():.3f}" for m in metrics if m != HEADLINE]
             values += [f"{rows['fit_seconds'].mean():.2f}", f"{rows['score_seconds'].mean():.2f}"]
-            lines.append(f"| {detector} | " + " | ".join(values) + " |")
+            lines.append(md_row([detector, *values]))
     skipped = frame[frame["status"] != "ok"]
     if len(skipped):
         lines += ["", "## Not scored", ""]

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from anomalygraph.data.series import TimeSeries
+from anomalygraph.core.tables import table_lines
+from anomalygraph.data.series import TimeSeries, row_label
 from anomalygraph.detectors.run import DetectorRun, top_intervals
 
 REPORT_METRICS = ("vus_pr", "auc_pr", "vus_roc", "auc_roc", "range_f1", "event_f1", "affiliation_f1", "f1_point_adjusted")
 
 
 def _when(series: TimeSeries, index: int) -> str:
-    if series.timestamps is None:
-        return f"row {index}"
-    return f"{series.timestamps[index]} (row {index})"
+    return row_label(index, series.timestamps, "time_and_row")
 
 
 def markdown_report(
@@ -40,12 +39,11 @@ def markdown_report(
     lines += [f"- Repair: {r}" for r in s.repairs]
     if plot is not None:
         lines += ["", f"![detections]({plot.name})"]
-    lines += ["", "## Detectors", "", "| detector | threshold | flagged points | intervals | fit s | score s |", "|---|---|---|---|---|---|"]
-    for run in runs:
-        lines.append(
-            f"| {run.detector} | {run.threshold.describe()} | {run.n_flagged} | {len(run.intervals)} "
-            f"| {run.fit_seconds:.2f} | {run.score_seconds:.2f} |"
-        )
+    lines += ["", "## Detectors", "", *table_lines(
+        ["detector", "threshold", "flagged points", "intervals", "fit s", "score s"],
+        [[run.detector, run.threshold.describe(), run.n_flagged, len(run.intervals), f"{run.fit_seconds:.2f}",
+          f"{run.score_seconds:.2f}"] for run in runs],
+    )]
     lines += ["", "Thresholds are computed from each detector's scores on the rows it was fitted on, never from labels."]
     for run in runs:
         lines += ["", f"### {run.detector}: strongest intervals", "", f"Fitted on {run.fitted_on}.", ""]
@@ -53,12 +51,11 @@ def markdown_report(
         if not best:
             lines.append("No interval above the threshold.")
             continue
-        lines += ["| start | end | length | peak at | peak score |", "|---|---|---|---|---|"]
-        for iv in best:
-            lines.append(
-                f"| {_when(series, iv.start)} | {_when(series, iv.end)} | {iv.length} "
-                f"| {_when(series, iv.peak or iv.start)} | {iv.peak_score:.4g} |"
-            )
+        lines += table_lines(
+            ["start", "end", "length", "peak at", "peak score"],
+            [[_when(series, iv.start), _when(series, iv.end), iv.length, _when(series, iv.peak or iv.start),
+              f"{iv.peak_score:.4g}"] for iv in best],
+        )
     if metrics:
         first = next(iter(metrics.values()))
         names = [c for c in columns if c in first]
@@ -72,11 +69,8 @@ def markdown_report(
             "range/event/affiliation F1. `f1_point_adjusted` is optimistic (one hit credits a whole event; "
             "its threshold is chosen with the labels) and shown for comparison with papers only.",
             "",
-            "| detector | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
+            *table_lines(["detector", *names], [[det, *(_fmt(values[n]) for n in names)] for det, values in metrics.items()]),
         ]
-        for det, values in metrics.items():
-            lines.append(f"| {det} | " + " | ".join(_fmt(values[n]) for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from anomalygraph.core.llm_settings import EmbeddedModelName, EmbeddedSettings
 from anomalygraph.llm.errors import ModelAssetError
-from anomalygraph.llm.settings import EmbeddedModelName, EmbeddedSettings
 
 GGUF_MAGIC = b"GGUF"
 _CHUNK = 8 << 20

@@ -10,8 +10,8 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import Field
 
+from anomalygraph.core.llm_settings import ModelCapabilities
 from anomalygraph.llm.errors import translate_error
-from anomalygraph.llm.settings import ModelCapabilities
 
 
 class CompatChatOpenAI(ChatOpenAI):  # type: ignore[misc,valid-type]

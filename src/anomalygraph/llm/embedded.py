@@ -30,10 +30,10 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from anomalygraph.core.llm_settings import EMBEDDED_HOST, EmbeddedSettings, LLMSettings
 from anomalygraph.llm.assets import Progress, ResolvedModel, resolve_model
 from anomalygraph.llm.errors import EmbeddedServerError
 from anomalygraph.llm.health import check_server
-from anomalygraph.llm.settings import EMBEDDED_HOST, EmbeddedSettings, LLMSettings
 
 LAUNCHER = "anomalygraph.llm._serve"
 _PORT_RETRIES = 3

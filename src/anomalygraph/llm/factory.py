@@ -1,5 +1,6 @@
 """``get_chat_model(settings)``: one LangChain chat model for vLLM, the embedded server, or any
-OpenAI-compatible endpoint: the same ``ChatOpenAI`` path for all three.
+OpenAI-compatible endpoint: the same ``ChatOpenAI`` path for all three (and, for tests, the
+``scripted`` provider: a :class:`~anomalygraph.llm.scripted.ScriptedChatModel` read from a file).
 
 The returned model carries its declared :class:`ModelCapabilities` (read them back with
 :func:`capabilities_of`), logs token usage and latency of every call, retries transient
@@ -16,33 +17,46 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableBinding
 
 from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.llm_settings import (
+    CAPABILITIES_KEY,
+    LLMSettings,
+    ModelCapabilities,
+    Provider,
+)
+from anomalygraph.core.settings import Settings, get_settings
 from anomalygraph.llm.assets import ASSETS
-from anomalygraph.llm.settings import LLMSettings, ModelCapabilities, Provider, load_settings
 from anomalygraph.llm.usage import UsageLogger
-
-CAPABILITIES_KEY = "anomalygraph_capabilities"
 
 USAGE = UsageLogger()
 """Process-wide record of model calls made through :func:`get_chat_model` (bounded)."""
 
 
 def get_chat_model(
-    settings: LLMSettings | None = None,
+    settings: LLMSettings | Settings | None = None,
     *,
     callbacks: Sequence[BaseCallbackHandler] = (),
 ) -> BaseChatModel:
-    """The chat model ``settings`` describe; for the embedded provider, a ready local server.
+    """The chat model ``settings`` describe (default: ``get_settings().llm``); for the embedded
+    provider, a ready local server.
 
     With the embedded provider and no ``base_url``, this finds the server ``anomalygraph llm serve``
     started, or starts one for this process (stopped at exit) when ``embedded.auto_start`` is on.
+    The scripted provider answers from ``script_file`` with the declared capabilities.
     """
+    if isinstance(settings, Settings):
+        settings = settings.llm
+    settings = settings or get_settings().llm
+    if settings.provider is Provider.scripted:
+        from anomalygraph.llm.scripted import ScriptedChatModel
+
+        assert settings.script_file is not None  # guaranteed by LLMSettings validation
+        return ScriptedChatModel.from_file(settings.script_file, settings.capabilities, callbacks=[USAGE, *callbacks])
     try:
         from anomalygraph.llm.client import CompatChatOpenAI
     except ImportError as exc:  # pragma: no cover - only without the dependency
         raise ConfigError(
             f"the LLM layer needs langchain-openai ({exc}); install it with `pip install 'langchain-openai>=1.7,<1.8'`"
         ) from exc
-    settings = settings or load_settings()
     embedded_url = server_log = None
     if settings.provider is Provider.embedded and settings.base_url is None:
         from anomalygraph.llm.embedded import ensure_server
@@ -109,3 +123,67 @@ def capabilities_of(model: Runnable | BaseChatModel) -> ModelCapabilities | None
     if isinstance(declared, dict):
         return ModelCapabilities.model_validate(declared)
     return None
+
+
+# ------------------------------------------------------------ models by name
+DEFAULT_MODEL = "settings"
+"""The model name graph contexts default to: the one the LLM settings describe."""
+NO_MODEL = "none"
+
+_NAMED: dict[str, BaseChatModel] = {}
+_FROM_SETTINGS: dict[str, BaseChatModel] = {}
+_CAPPED: dict[tuple[int, int, bool], tuple[BaseChatModel, BaseChatModel]] = {}
+
+
+def register_chat_model(model: BaseChatModel, name: str | None = None) -> str:
+    """Make an in-process model (a test double, one the CLI already started) reachable by name.
+
+    Graph contexts hold names, not models, so they stay plain and serialisable; this registry is
+    where the live objects are kept, for the life of the process.
+    """
+    name = name or f"instance:{type(model).__name__}:{id(model):x}"
+    if name in (DEFAULT_MODEL, NO_MODEL):
+        raise ConfigError(f"model name {name!r} is reserved")
+    _NAMED[name] = model
+    return name
+
+
+def model_ref(model: BaseChatModel | str | None) -> str | None:
+    """A context's model field: names pass through, a model object is registered and named."""
+    if model is None or isinstance(model, str):
+        return None if model == NO_MODEL else model
+    return register_chat_model(model)
+
+
+def chat_model(name: str | None, *, config_file: str | None = None) -> BaseChatModel | None:
+    """The model a context names: ``None``/``"none"``: no model; ``"settings"``: built from the LLM
+    settings (``config_file``, else the environment's) once per process and configuration,
+    starting the embedded server when that is the provider; any other name: one given to
+    :func:`register_chat_model`."""
+    if name is None or name == NO_MODEL:
+        return None
+    if name == DEFAULT_MODEL:
+        settings = get_settings(config_file).llm
+        key = settings.model_dump_json()
+        if key not in _FROM_SETTINGS:
+            _FROM_SETTINGS[key] = get_chat_model(settings)
+        return _FROM_SETTINGS[key]
+    if name not in _NAMED:
+        known = ", ".join([DEFAULT_MODEL, NO_MODEL, *sorted(_NAMED)])
+        raise ConfigError(f"unknown chat model {name!r}; known: {known}")
+    return _NAMED[name]
+
+
+def capped(model: BaseChatModel, max_tokens: int, *, stream: bool = True) -> BaseChatModel:
+    """A copy of ``model`` with its answer cap lowered to ``max_tokens`` (where it has one) and,
+    with ``stream=False``, streaming off; made once per model and cap."""
+    key = (id(model), max_tokens, stream)
+    cached = _CAPPED.get(key)
+    if cached is None or cached[0] is not model:
+        update: dict[str, object] = {} if stream else {"disable_streaming": True}
+        if "max_tokens" in type(model).model_fields:
+            current = getattr(model, "max_tokens", None)
+            update["max_tokens"] = min(max_tokens, current) if current else max_tokens
+        cached = (model, model.model_copy(update=update) if update else model)
+        _CAPPED[key] = cached
+    return cached[1]

@@ -17,13 +17,16 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from anomalygraph.core.errors import DataError
 from anomalygraph.core.intervals import Interval
+from anomalygraph.core.llm_settings import ModelCapabilities
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.llm.rendering import render_series
-from anomalygraph.llm.settings import ModelCapabilities
+from anomalygraph.prompts import load_prompt
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_BYTES = 8 << 20
-TEXT_RENDERING_INTRO = "The plot is not shown to you; this is a textual rendering of the same data."
+PROMPT_TEXT_RENDERING = "llm/plot_as_text"
+TEXT_RENDERING_INTRO = load_prompt(PROMPT_TEXT_RENDERING).render()
+"""What a text-only model is told before the rendering of a plot it cannot see."""
 
 
 def text_of(message: BaseMessage) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 from anomalygraph.core.intervals import Interval
 from anomalygraph.data.changes import ChangePoint, change_points
 from anomalygraph.data.periods import periods
-from anomalygraph.data.series import TimeSeries
+from anomalygraph.data.series import TimeSeries, row_label
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 __all__ = ["BLOCKS", "ChangePoint", "change_points", "periods", "render_channel", "render_series", "sketch"]
@@ -29,9 +29,7 @@ def _fmt(value: float) -> str:
 
 
 def _when(index: int, timestamps: pd.DatetimeIndex | None) -> str:
-    if timestamps is None:
-        return f"t={index}"
-    return f"t={index} ({timestamps[index]})"
+    return row_label(index, timestamps, "t")
 
 
 def _levels(values: np.ndarray, lo: float, hi: float) -> str:

@@ -29,10 +29,10 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 
 from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.llm_settings import ModelCapabilities
 from anomalygraph.llm.errors import StructuredOutputError
 from anomalygraph.llm.factory import capabilities_of
 from anomalygraph.llm.messages import text_of
-from anomalygraph.llm.settings import ModelCapabilities
 from anomalygraph.prompts import load_prompt
 
 logger = logging.getLogger("anomalygraph.llm.structured")
@@ -40,6 +40,11 @@ logger = logging.getLogger("anomalygraph.llm.structured")
 M = TypeVar("M", bound=BaseModel)
 Method = Literal["json_schema", "function_calling", "json_prompt"]
 
+PROMPTS = (
+    "llm/structured_json", "llm/structured_tool", "llm/structured_repair",
+    "llm/structured_again_json", "llm/structured_again_tool", "llm/structured_again_schema",
+)
+"""Every prompt :func:`structured` may send, for the provenance lists of its callers."""
 DEFAULT_RETRIES = 2
 GRAMMAR_BOUND_LIMIT = 100
 _MAX_PROBLEMS = 8
@@ -208,13 +213,12 @@ def structured(
         instruction = load_prompt("llm/structured_json").render(
             schema=name, json_schema=json.dumps(schema.model_json_schema(), separators=(",", ":"))
         )
-        again = f"Reply again with only the corrected JSON object for {name}."
+        again = load_prompt("llm/structured_again_json").render(schema=name)
     else:
         instruction = load_prompt("llm/structured_tool").render(schema=name)
-        again = (
-            f"Call {name} again with corrected arguments." if method == "function_calling"
-            else f"Answer again with the corrected {name} JSON object."
-        )
+        again = load_prompt(
+            "llm/structured_again_tool" if method == "function_calling" else "llm/structured_again_schema"
+        ).render(schema=name)
     convo = _with_instruction(convo, instruction)
     bound = _bind(model, schema, name, method)
     repair = load_prompt("llm/structured_repair")

@@ -1,14 +1,18 @@
-"""Threshold-free point-wise metrics from one sort of the scores: AUC-ROC, AUC-PR, best F1.
+"""Threshold-free point-wise metrics: AUC-ROC, AUC-PR, best F1, computed by scikit-learn.
 
 Every distinct score is a candidate threshold (a point is flagged when its score is at least the
-threshold), exactly as scikit-learn's ``roc_curve`` / ``average_precision_score`` /
-``precision_recall_curve`` define them, which is what TSB-AD reports as AUC-ROC, AUC-PR and
-Standard-F1.
+threshold). The calls are the ones TSB-AD 1.5 makes (``basic_metricor.metric_ROC``,
+``metric_PR`` and ``metric_PointF1`` in ``TSB_AD/evaluation/basic_metrics.py``):
+``roc_auc_score`` for AUC-ROC, ``average_precision_score`` (step-wise, no interpolation) for
+AUC-PR, and the best F1 over ``precision_recall_curve`` for Standard-F1. The inputs are checked
+here first (:func:`~anomalygraph.metrics.inputs.check_pair`), so a one-class or misaligned pair
+gets this project's error rather than scikit-learn's.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from anomalygraph.metrics.inputs import check_pair
 
@@ -17,34 +21,16 @@ from anomalygraph.metrics.inputs import check_pair
 BEST_F1_EPS = 1e-5
 
 
-def ranked_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative true and false positives at each distinct score, from the highest down."""
-    order = np.argsort(scores, kind="stable")[::-1]
-    ranked = scores[order]
-    hits = labels[order]
-    last_of_value = np.flatnonzero(np.diff(ranked)) if ranked.size > 1 else np.empty(0, np.int64)
-    cut = np.concatenate((last_of_value, [ranked.size - 1]))
-    tps = np.cumsum(hits, dtype=np.int64)[cut]
-    fps = (cut + 1) - tps
-    return tps, fps, ranked[cut]
-
-
 def auc_roc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (trapezoids between distinct thresholds)."""
     y, s = check_pair(labels, scores)
-    tps, fps, _ = ranked_counts(y, s)
-    tpr = np.concatenate(([0.0], tps / tps[-1]))
-    fpr = np.concatenate(([0.0], fps / fps[-1]))
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    return float(roc_auc_score(y, s))
 
 
 def auc_pr(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the precision-recall curve as average precision (step-wise, no interpolation)."""
     y, s = check_pair(labels, scores)
-    tps, fps, _ = ranked_counts(y, s)
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
+    return float(average_precision_score(y, s))
 
 
 def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -55,12 +41,14 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, fl
     detector, not an estimate of one.
     """
     y, s = check_pair(labels, scores)
-    tps, fps, values = ranked_counts(y, s)
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    f1 = 2.0 * precision * recall / (precision + recall + BEST_F1_EPS)
-    best = int(np.argmax(f1))
-    return float(f1[best]), float(values[best])
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    # The curve runs from the lowest threshold up and ends with (precision 1, recall 0), which
+    # has no threshold (its F1 is 0, so TSB-AD's max over it is the same). Where several
+    # thresholds tie on F1 the highest is reported (the fewest flags).
+    precision, recall = precision[:-1], recall[:-1]
+    f1 = 2 * (precision * recall) / (precision + recall + BEST_F1_EPS)
+    best = f1.size - 1 - int(np.argmax(f1[::-1]))
+    return float(f1[best]), float(thresholds[best])
 
 
 def best_f1(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anomalygraph.core.device import cuda_available
 from anomalygraph.core.errors import DataError
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
@@ -46,9 +47,7 @@ class ToolContext:
 
     def has_gpu(self) -> bool:
         if self.gpu is None:
-            import torch
-
-            self.gpu = bool(torch.cuda.is_available())
+            self.gpu = cuda_available()
         return self.gpu
 
     @classmethod
@@ -56,7 +55,7 @@ class ToolContext:
         from anomalygraph.core.settings import get_settings
 
         settings = get_settings()
-        return cls(data_roots=list(settings.data_roots), output_dir=settings.output_dir / "tools")
+        return cls(data_roots=list(settings.data.roots), output_dir=settings.output.dir / "tools")
 
     def load(self, path: str) -> tuple[str, TimeSeries]:
         """Load once per run; the key is the real path, so two spellings share one series."""

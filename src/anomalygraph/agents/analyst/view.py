@@ -16,8 +16,14 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from anomalygraph.agents.analyst.turns import turn_start
 from anomalygraph.llm.messages import text_of
+from anomalygraph.prompts import load_prompt
 
 Transcript = Literal["native", "text"]
+PROMPTS = (
+    "analyst/exchange_result", "analyst/exchange_error",
+    "analyst/recap_header", "analyst/recap_question", "analyst/recap_tools", "analyst/recap_failed", "analyst/recap_answer",
+)
+"""The prompts the text transcript is written with."""
 MAX_ITEMS = 8
 OLD_RESULT_CHARS = 300
 
@@ -113,8 +119,8 @@ def _as_text(message: BaseMessage, calls: dict[str, tuple[str, Any]]) -> BaseMes
         meta = message.artifact if isinstance(message.artifact, dict) else {}
         name, args = calls.get(message.tool_call_id, (message.name or "tool", meta.get("args", {})))
         call = render_call(name, args)
-        label = "Tool result of" if message.status == "success" else "Tool error from"
-        return HumanMessage(content=f"{label} {call}:\n{text_of(message)}")
+        exchange = load_prompt("analyst/exchange_result" if message.status == "success" else "analyst/exchange_error")
+        return HumanMessage(content=exchange.render(call=call, result=text_of(message)))
     if isinstance(message, AIMessage) and (message.tool_calls or message.invalid_tool_calls):
         said = text_of(message).strip()
         return AIMessage(content=said) if said else None
@@ -182,14 +188,15 @@ def _calls_by_id(messages: Sequence[BaseMessage]) -> dict[str, tuple[str, Any]]:
 def _recap(turn: list[BaseMessage]) -> str:
     """An earlier turn in a few lines: the question, the calls made, the answer given."""
     calls = _calls_by_id(turn)
-    lines = [f"- The user asked: {cut(text_of(turn[0]), 300)}"]
-    made = [render_call(*calls.get(m.tool_call_id, (m.name or "tool", {}))) + ("" if m.status == "success" else " (failed)")
+    lines = [load_prompt("analyst/recap_question").render(question=cut(text_of(turn[0]), 300))]
+    failed = " " + load_prompt("analyst/recap_failed").render()
+    made = [render_call(*calls.get(m.tool_call_id, (m.name or "tool", {}))) + ("" if m.status == "success" else failed)
             for m in turn if isinstance(m, ToolMessage)]
     if made:
-        lines.append(f"  Tools called: {cut('; '.join(made), 400)}")
+        lines.append("  " + load_prompt("analyst/recap_tools").render(calls=cut("; ".join(made), 400)))
     answer = next((text_of(m) for m in reversed(turn) if isinstance(m, AIMessage) and not m.tool_calls and text_of(m)), "")
     if answer:
-        lines.append(f"  The answer given: {cut(answer, 400)}")
+        lines.append("  " + load_prompt("analyst/recap_answer").render(answer=cut(answer, 400)))
     return "\n".join(lines)
 
 
@@ -208,6 +215,6 @@ def _text_view(turns: list[list[BaseMessage]], current: list[BaseMessage], budge
     calls = _calls_by_id(current)
     out: list[BaseMessage] = []
     if recaps:
-        out.append(HumanMessage(content="Earlier in this conversation:\n" + "\n".join(recaps)))
+        out.append(HumanMessage(content=load_prompt("analyst/recap_header").render(recaps="\n".join(recaps))))
     out += [t for m in current if (t := _as_text(m, calls)) is not None]
     return out

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from anomalygraph.core.device import cuda_available, device_name
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.detectors.anomaly_transformer.config import AnomalyTransformerConfig
 from anomalygraph.detectors.anomaly_transformer.model import AnomalyTransformerModel
@@ -35,7 +36,7 @@ from anomalygraph.detectors.anomaly_transformer.training import (
     torch_threads,
     train_model,
 )
-from anomalygraph.detectors.base import Detector, device_name, register_detector
+from anomalygraph.detectors.base import Detector, register_detector
 
 WEIGHTS_FILE = "model.pt"
 TRAINING_FILE = "training.json"
@@ -77,7 +78,7 @@ class AnomalyTransformerDetector(Detector):
             device = torch.device(requested)
         except RuntimeError as exc:
             raise ConfigError(f"anomaly_transformer: unknown device {requested!r} ({exc})") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
+        if device.type == "cuda" and not cuda_available():
             raise ConfigError(
                 f"anomaly_transformer: device {requested!r} requested, but CUDA is not available"
             )

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataError
 from anomalygraph.core.intervals import mask_to_intervals
 from anomalygraph.core.stats import median_sigma
+from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.llm.factory import model_name
@@ -368,10 +369,9 @@ def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: in
     from anomalygraph.agents.analyst.view import render_call
     from anomalygraph.graphs.analyst import AnalystContext, ask, build_graph
     from anomalygraph.llm.usage import UsageLogger
-    from anomalygraph.tools import ToolContext
 
     text, gold, series = prepare(q, data_root)
-    context = AnalystContext(model=model, tools=ToolContext(data_roots=[data_root], output_dir=plots_dir),
+    context = AnalystContext(model=model, data_roots=[str(data_root)], output_dir=str(plots_dir),
                              max_steps=max_steps, tools_per_turn=tools_per_turn)
     usage = UsageLogger()
     started = time.perf_counter()
@@ -459,16 +459,15 @@ def markdown_table(report: EvalReport) -> str:
         f"**Accuracy {report.accuracy:.0%}** · tool-call validity {validity} · expected tool used "
         f"{report.expected_tool_rate:.0%} · {report.mean_seconds:.1f} s per question ({report.total_seconds:.0f} s in all)",
         "",
-        "| question | gold | answer | correct | calls (valid) | expected tool | s | model calls |",
-        "|---|---|---|---|---|---|---|---|",
+        *table_lines(["question", "gold", "answer", "correct", "calls (valid)", "expected tool", "s", "model calls"]),
     ]
     for r in report.results:
         answer = r.error or r.answer
-        lines.append(
-            f"| {r.id} | {_cell(r.gold, 40)} | {_cell(answer)} | {'yes' if r.correct else 'no'} ({_cell(r.grade_reason, 40)}) | "
-            f"{r.tool_calls} ({r.valid_calls}){' budget' if r.budget_hit else ''} | {'yes' if r.expected_tool_used else 'no'} | "
-            f"{r.seconds:.1f} | {r.model_calls} |"
-        )
+        lines.append(md_row([
+            r.id, _cell(r.gold, 40), _cell(answer), f"{'yes' if r.correct else 'no'} ({_cell(r.grade_reason, 40)})",
+            f"{r.tool_calls} ({r.valid_calls}){' budget' if r.budget_hit else ''}", "yes" if r.expected_tool_used else "no",
+            f"{r.seconds:.1f}", r.model_calls,
+        ]))
     return "\n".join(lines) + "\n"
 
 
@@ -485,12 +484,3 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
         for r in report.results:
             writer.writerow(json.loads(r.model_dump_json()))
     return paths
-
-
-def default_data_root() -> Path:
-    import os
-
-    from anomalygraph.core.settings import get_settings
-
-    env = os.environ.get("ANOMALYGRAPH_SHARED_DATA")
-    return Path(env) if env else get_settings().data_root

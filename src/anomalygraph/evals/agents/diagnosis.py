@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError
+from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
 from anomalygraph.evals.agents.tables import write_eval
@@ -183,10 +184,10 @@ def markdown_table(report: DiagnosisEval, *, compact: bool = False) -> str:
         head = ["series", "plan", "detectors", "fused VUS-PR", "best single", "its VUS-PR", "fused AUC-PR", "its AUC-PR",
                 "fused range F1", "its range F1", "fused event F1", "its event F1", "intervals", "top agreement",
                 "explained by", "s"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += table_lines(head)
     for r in report.rows:
         if r.fused is None or r.best is None:
-            lines.append(f"| {r.dataset}/{r.series} | {r.status} |" + " |" * (len(head) - 2))
+            lines.append(md_row([f"{r.dataset}/{r.series}", r.status] + [""] * (len(head) - 2)))
             continue
         f, b = r.fused, r.best
         if compact:
@@ -196,14 +197,14 @@ def markdown_table(report: DiagnosisEval, *, compact: bool = False) -> str:
             cells = [r.plan_source, ", ".join(r.detectors), _f(f.vus_pr), r.best_single, _f(b.vus_pr), _f(f.auc_pr),
                      _f(b.auc_pr), _f(f.range_f1), _f(b.range_f1), _f(f.event_f1), _f(b.event_f1), r.intervals,
                      _f(r.top_agreement), explained, r.seconds]
-        lines.append(f"| {r.dataset}/{r.series} | " + " | ".join(str(c) for c in cells) + " |")
+        lines.append(md_row([f"{r.dataset}/{r.series}", *cells]))
     table = means(report.rows)
     if table:
         scored = [r for r in report.rows if r.fused is not None and r.best is not None]
-        lines += ["", f"Means over {len(scored)} series:", "", "| track | VUS-PR | AUC-PR | range F1 | event F1 |",
-                  "|---|---|---|---|---|"]
-        for name, values in table.items():
-            lines.append(f"| {name} | " + " | ".join(_f(values[m]) for m in METRICS) + " |")
+        lines += ["", f"Means over {len(scored)} series:", "", *table_lines(
+            ["track", "VUS-PR", "AUC-PR", "range F1", "event F1"],
+            [[name, *(_f(values[m]) for m in METRICS)] for name, values in table.items()],
+        )]
         wins = sum(r.fused.vus_pr >= r.best.vus_pr for r in scored if r.fused and r.best)
         lines += ["", f"Fused VUS-PR at least the oracle best single's on {wins} of {len(scored)} series."]
     notes = [f"- {r.dataset}/{r.series}: {note}" for r in report.rows for note in r.notes]

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.evals.agents.tables import write_eval
 
 HEURISTIC_BANK = "cutaddpaste"
@@ -101,8 +102,13 @@ def run_rulebank_eval(
 
     out = Path(out_dir)
     rows: list[EvalRow] = []
-    ctx = GenerationContext(model=model, llm_settings=llm_settings, auto_approve=True, max_steps=max_steps,
-                            max_priors=max_priors, seed=seed)
+    if model is None and llm_settings is not None:
+        from anomalygraph.llm.factory import get_chat_model
+
+        cap = min(llm_settings.max_tokens, GenerationContext.max_answer_tokens)
+        model = get_chat_model(llm_settings.model_copy(update={"max_tokens": cap}))
+    ctx = GenerationContext(model=model if model is not None else "settings", auto_approve=True, max_steps=max_steps,
+                            max_priors=max_priors, seed=seed, data_roots=[str(out)])
     used_model = "unknown"
     for name in scenarios:
         spec = get_scenario(name)
@@ -120,8 +126,7 @@ def run_rulebank_eval(
         started = time.perf_counter()
         outcome = run_generation(request, ctx, resume=False)
         seconds = round(time.perf_counter() - started, 1)
-        if ctx.model is not None:
-            used_model = model_name(ctx.model)
+        used_model = model_name(ctx.chat_model())
         result = outcome.result
         assert result is not None  # auto-approved runs always finish
         if result.status == "stored" and result.bank_path:
@@ -144,28 +149,28 @@ def _fmt(value: float | None) -> str:
 
 
 def markdown_table(report: RulebankEval) -> str:
-    head = ("| scenario | bank | status | rules | morph. P | morph. R | morph. F1 | weighted P | weighted R "
-            "| channel J | duration overlap | model calls | seconds |")
+    head = ["scenario", "bank", "status", "rules", "morph. P", "morph. R", "morph. F1", "weighted P", "weighted R",
+            "channel J", "duration overlap", "model calls", "seconds"]
     lines = [f"Rule-bank generation on TimeAnomalyBench (seed {report.seed}), model `{report.model}`, "
-             f"scored against the hidden banks.", "", head, "|" + " --- |" * 13]
+             f"scored against the hidden banks.", "", *table_lines(head)]
     for r in report.rows:
-        lines.append(
-            f"| {r.scenario} | {r.bank} ({r.bank_name}) | {r.status} | {r.rules} | {_fmt(r.morphology_precision)} "
-            f"| {_fmt(r.morphology_recall)} | {_fmt(r.morphology_f1)} | {_fmt(r.weighted_precision)} | {_fmt(r.weighted_recall)} "
-            f"| {_fmt(r.channel_jaccard)} | {_fmt(r.duration_overlap)} | {r.model_steps if r.model_steps is not None else '-'} "
-            f"| {r.seconds if r.seconds is not None else '-'} |"
-        )
+        lines.append(md_row([
+            r.scenario, f"{r.bank} ({r.bank_name})", r.status, r.rules, _fmt(r.morphology_precision),
+            _fmt(r.morphology_recall), _fmt(r.morphology_f1), _fmt(r.weighted_precision), _fmt(r.weighted_recall),
+            _fmt(r.channel_jaccard), _fmt(r.duration_overlap), r.model_steps if r.model_steps is not None else "-",
+            r.seconds if r.seconds is not None else "-",
+        ]))
     for kind in ("mined", "heuristic"):
         rows = [r for r in report.rows if r.bank == kind]
         if len(rows) > 1:
             def mean(key: str, rows: list[EvalRow] = rows) -> float | None:
                 vals = [getattr(r, key) for r in rows if getattr(r, key) is not None]
                 return sum(vals) / len(vals) if vals else None
-            lines.append(
-                f"| **mean** | {kind} | | | {_fmt(mean('morphology_precision'))} | {_fmt(mean('morphology_recall'))} "
-                f"| {_fmt(mean('morphology_f1'))} | {_fmt(mean('weighted_precision'))} | {_fmt(mean('weighted_recall'))} "
-                f"| {_fmt(mean('channel_jaccard'))} | {_fmt(mean('duration_overlap'))} | | |"
-            )
+            lines.append(md_row([
+                "**mean**", kind, "", "", _fmt(mean("morphology_precision")), _fmt(mean("morphology_recall")),
+                _fmt(mean("morphology_f1")), _fmt(mean("weighted_precision")), _fmt(mean("weighted_recall")),
+                _fmt(mean("channel_jaccard")), _fmt(mean("duration_overlap")), "", "",
+            ]))
     lines.append("")
     for r in report.rows:
         if r.bank == "mined":

@@ -1,23 +1,47 @@
-"""Run-time dependencies of the analyst graph (LangGraph ``context_schema``), kept out of the checkpoint."""
+"""Run-time settings of the analyst graph (LangGraph ``context_schema``), kept out of the checkpoint.
+
+The context is plain settings (see :class:`RunContext`); the live pieces it leads to (the chat
+model, the model copies with their own answer caps, the tools and what they computed) are kept
+in caches outside it, keyed by what they depend on.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from anomalygraph.core.errors import ConfigError
-from anomalygraph.llm.settings import ModelCapabilities
+from anomalygraph.core.llm_settings import ModelCapabilities
+from anomalygraph.graphs.context import RunContext
+from anomalygraph.llm.factory import capped
 from anomalygraph.tools import ToolContext, build_tools
 
 Strategy = Literal["auto", "native", "guided"]
 DEFAULT_MAX_STEPS = 6
+MAX_SESSIONS = 8
+
+_SESSIONS: OrderedDict[tuple[object, ...], tuple[ToolContext, list[BaseTool]]] = OrderedDict()
+"""Tools and what they computed, per conversation (thread) and sandbox: later turns of a thread
+reuse its loaded series and detector runs; another thread starts afresh."""
 
 
-@dataclass
-class AnalystContext:
+def _thread_id() -> str:
+    """The thread of the LangGraph run this is called from; ``""`` outside a run."""
+    from langgraph.config import get_config
+
+    try:
+        return str(get_config().get("configurable", {}).get("thread_id", ""))
+    except RuntimeError:
+        return ""
+
+
+@dataclass(kw_only=True)
+class AnalystContext(RunContext):
     """The model, the tools' sandbox and the limits of one conversation.
 
     ``strategy`` decides how tools are chosen: ``native`` lets the model pick tools itself (vLLM
@@ -27,10 +51,8 @@ class AnalystContext:
     ``auto`` picks from the model's declared capabilities, guided when nothing is declared.
     """
 
-    model: BaseChatModel | None = None
-    """``None``: the model the LLM settings describe (``get_chat_model()``), made on first use."""
-    tools: ToolContext | None = None
-    """``None``: roots and output folder from ``anomalygraph.core.settings``."""
+    output_dir: str | None = None
+    """Where tools write plots; ``None``: ``<settings output folder>/tools``."""
     max_steps: int = DEFAULT_MAX_STEPS
     """Tool calls allowed per user turn, failed ones included; then the agent must answer."""
     strategy: Strategy = "auto"
@@ -46,10 +68,11 @@ class AnalystContext:
     """Answer cap of a plan or act step (a tool name, or a call's arguments)."""
     answer_max_tokens: int = 512
     """Answer cap of the final answer in guided mode (the prompt asks for five sentences at most)."""
-    _toolset: list[BaseTool] | None = field(default=None, init=False, repr=False)
-    _variants: dict[tuple[int, bool], tuple[BaseChatModel, BaseChatModel]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.output_dir is not None:
+            self.output_dir = str(self.output_dir)
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
         if self.strategy not in ("auto", "native", "guided"):
@@ -62,11 +85,10 @@ class AnalystContext:
             raise ConfigError("step_max_tokens and answer_max_tokens must be at least 16")
 
     def chat_model(self) -> BaseChatModel:
-        if self.model is None:
-            from anomalygraph.llm.factory import get_chat_model
-
-            self.model = get_chat_model()
-        return self.model
+        model = super().chat_model()
+        if model is None:
+            raise ConfigError("the analyst needs a chat model; the context names none")
+        return model
 
     def structured_model(self) -> BaseChatModel:
         """The model for plan and act steps: short answers, never streamed.
@@ -75,33 +97,35 @@ class AnalystContext:
         the function name, which LangChain then concatenates (``NextActionNextAction``). Under
         LangGraph's ``messages`` stream mode every call would stream, so these are kept whole.
         """
-        return self._variant(self.step_max_tokens, stream=False)
+        return capped(self.chat_model(), self.step_max_tokens, stream=False)
 
     def answer_model(self) -> BaseChatModel:
-        return self._variant(self.answer_max_tokens, stream=True)
+        return capped(self.chat_model(), self.answer_max_tokens, stream=True)
 
-    def _variant(self, max_tokens: int, *, stream: bool) -> BaseChatModel:
-        """A copy of the chat model with its own answer cap (where it has one) and streaming."""
-        model = self.chat_model()
-        cached = self._variants.get((max_tokens, stream))
-        if cached is None or cached[0] is not model:
-            update: dict[str, object] = {} if stream else {"disable_streaming": True}
-            if "max_tokens" in type(model).model_fields:
-                current = getattr(model, "max_tokens", None)
-                update["max_tokens"] = min(max_tokens, current) if current else max_tokens
-            cached = (model, model.model_copy(update=update) if update else model)
-            self._variants[(max_tokens, stream)] = cached
-        return cached[1]
+    def _session(self) -> tuple[ToolContext, list[BaseTool]]:
+        if self.output_dir is None:
+            from anomalygraph.core.settings import get_settings
+
+            output = get_settings().output.dir / "tools"
+        else:
+            output = Path(self.output_dir)
+        roots = self.roots()
+        key = (_thread_id(), tuple(str(r) for r in roots), str(output), self.gpu)
+        session = _SESSIONS.get(key)
+        if session is None:
+            tools = ToolContext(data_roots=roots, output_dir=output, gpu=self.gpu)
+            session = (tools, build_tools(tools))
+            _SESSIONS[key] = session
+            while len(_SESSIONS) > MAX_SESSIONS:
+                _SESSIONS.popitem(last=False)
+        _SESSIONS.move_to_end(key)
+        return session
 
     def tool_context(self) -> ToolContext:
-        if self.tools is None:
-            self.tools = ToolContext.from_settings()
-        return self.tools
+        return self._session()[0]
 
     def toolset(self) -> list[BaseTool]:
-        if self._toolset is None:
-            self._toolset = build_tools(self.tool_context())
-        return self._toolset
+        return self._session()[1]
 
     def tool(self, name: str) -> BaseTool | None:
         return next((t for t in self.toolset() if t.name == name), None)

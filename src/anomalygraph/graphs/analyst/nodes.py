@@ -39,35 +39,38 @@ from anomalygraph.agents.analyst.turns import (
     steps_used,
     turn_start,
 )
+from anomalygraph.agents.analyst.view import PROMPTS as VIEW_PROMPTS
 from anomalygraph.agents.analyst.view import compact_result, cut, model_view, render_call, summarize
 from anomalygraph.graphs.analyst.context import AnalystContext
 from anomalygraph.graphs.analyst.state import AnalystState
+from anomalygraph.graphs.context import context_of as run_context
 from anomalygraph.llm.errors import LLMContextLengthError, StructuredOutputError
 from anomalygraph.llm.grounding import invented_numbers
 from anomalygraph.llm.messages import text_of
+from anomalygraph.llm.structured import PROMPTS as STRUCTURED_PROMPTS
 from anomalygraph.llm.structured import describe_errors, structured
 from anomalygraph.prompts import load_prompt
 
 logger = logging.getLogger("anomalygraph.graphs.analyst")
 
-PROMPTS = ("analyst/system", "analyst/plan", "analyst/act", "analyst/respond")
+PROMPTS = (
+    "analyst/system", "analyst/plan", "analyst/act", "analyst/respond",
+    "analyst/file_named", "analyst/file_unnamed", "analyst/plan_answer", "analyst/plan_no_calls", "analyst/plan_calls",
+    "analyst/act_file_bound", "analyst/act_file_named", "analyst/act_unknown_tool", "analyst/act_too_long",
+    "analyst/call_not_json", "analyst/call_unreadable", "analyst/call_unknown_tool", "analyst/call_invalid_args",
+    "analyst/call_duplicate", "analyst/call_crashed", "analyst/call_warnings", "analyst/call_not_run",
+    "analyst/respond_no_steps", "analyst/respond_all_failed", "analyst/respond_invented",
+    *VIEW_PROMPTS, *STRUCTURED_PROMPTS,
+)
+"""Every prompt a turn of the analyst may send, for the provenance of eval reports."""
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _FILE_NAME = re.compile(r"\S+\.(?:csv|tsv|npy|txt|parquet|pq)\b", re.IGNORECASE)
-_DEFAULT_CONTEXT: AnalystContext | None = None
 MIN_FAILED_BEFORE_ANSWER = 2
 
 
 def context_of(runtime: Runtime[AnalystContext] | None) -> AnalystContext:
-    """The run's context; a LangGraph server run without one gets defaults from the settings."""
-    global _DEFAULT_CONTEXT
-    ctx = getattr(runtime, "context", None)
-    if isinstance(ctx, AnalystContext):
-        return ctx
-    if isinstance(ctx, dict) and ctx:
-        return AnalystContext(**ctx)
-    if _DEFAULT_CONTEXT is None:
-        _DEFAULT_CONTEXT = AnalystContext()
-    return _DEFAULT_CONTEXT
+    """The run's context; a LangGraph server run without one gets the defaults."""
+    return run_context(runtime, AnalystContext)
 
 
 def _writer() -> Callable[[dict[str, Any]], None]:
@@ -85,12 +88,14 @@ def _question(state: AnalystState) -> str:
     return text_of(messages[turn_start(messages)]) if messages else ""
 
 
+def _prompt(name: str, **values: object) -> str:
+    """The analyst prompt ``analyst/<name>`` rendered with ``values``."""
+    return load_prompt(f"analyst/{name}").render(**values)
+
+
 def system_message(state: AnalystState, ctx: AnalystContext) -> SystemMessage:
     file = state.get("file")
-    file_line = (
-        f"The user's file: {file}" if file
-        else "No file has been named yet; ask the user for one if the question needs it."
-    )
+    file_line = _prompt("file_named", file=file) if file else _prompt("file_unnamed")
     roots = ", ".join(str(r) for r in ctx.tool_context().data_roots)
     return SystemMessage(content=load_prompt("analyst/system").render(file_line=file_line, roots=roots))
 
@@ -139,12 +144,12 @@ def _menu(tools: list[BaseTool]) -> str:
 def _done(state: AnalystState) -> str:
     calls = last_turn(state.get("messages", [])).calls
     if not calls:
-        return "No tool has been called for this question yet."
+        return _prompt("plan_no_calls")
     lines = [
         f"- {render_call(c.name, c.args)}: {'ok' if c.outcome == 'ok' else 'error (' + c.outcome.replace('_', ' ') + ')'}"
         for c in calls
     ]
-    return "Already called for this question:\n" + "\n".join(lines)
+    return _prompt("plan_calls", calls="\n".join(lines))
 
 
 def needs_data(question: str, file: str | None) -> bool:
@@ -175,7 +180,7 @@ def plan(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any
     if not offered:
         return {"next_action": ANSWER, "notes": ["every tool has been called; answering with what was found"]}
     schema = next_action_schema(tuple(t.name for t in offered), allow_answer=grounded)
-    answer_line = f"- {ANSWER}: reply to the user now, from the results above.\n" if grounded else ""
+    answer_line = _prompt("plan_answer", answer=ANSWER) + "\n" if grounded else ""
     instruction = load_prompt("analyst/plan").render(
         question=question, menu=answer_line + _menu(offered), done=_done(state), left=ctx.max_steps - used,
     )
@@ -270,7 +275,7 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
     call_id = f"call_{uuid.uuid4().hex[:12]}"
     tool = ctx.tool(name)
     if tool is None or not (isinstance(tool.args_schema, type) and issubclass(tool.args_schema, BaseModel)):
-        bad = invalid_tool_call(name=name, args="", id=call_id, error=f"no tool named {name!r}")
+        bad = invalid_tool_call(name=name, args="", id=call_id, error=_prompt("act_unknown_tool", tool=name))
         return {"messages": [AIMessage(content="", invalid_tool_calls=[bad])]}
     file = subject_file(state)
     bind_path = file is not None and "path" in tool.args_schema.model_fields
@@ -279,7 +284,7 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
     if schema is None:
         call = {"name": name, "args": bound, "id": call_id, "type": "tool_call"}
         return {"messages": [AIMessage(content="", tool_calls=[call])]}
-    hint = f"The file is {file}; it is filled in for you." if bind_path else (f"The user's file is {file}." if file else "")
+    hint = _prompt("act_file_bound", file=file) if bind_path else (_prompt("act_file_named", file=file) if file else "")
     instruction = load_prompt("analyst/act").render(tool=name, question=_question(state), file_hint=hint)
     model = ctx.structured_model()
     try:
@@ -289,7 +294,7 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
         bad = invalid_tool_call(name=name, args=cut(exc.last_output or "", 500), id=call_id, error=cut(exc.last_error, 500))
         return {"messages": [AIMessage(content="", invalid_tool_calls=[bad])]}
     except LLMContextLengthError as exc:
-        bad = invalid_tool_call(name=name, args="", id=call_id, error=f"the arguments did not fit the model's context: {exc}")
+        bad = invalid_tool_call(name=name, args="", id=call_id, error=_prompt("act_too_long", error=exc))
         return {"messages": [AIMessage(content="", invalid_tool_calls=[bad])]}
     call = {"name": name, "args": {**bound, **args.model_dump(mode="json", exclude_unset=True)}, "id": call_id, "type": "tool_call"}
     return {"messages": [AIMessage(content="", tool_calls=[call])]}
@@ -343,7 +348,7 @@ def _pending_calls(ai: AIMessage) -> tuple[list[_Call], AIMessage | None]:
         fixed |= cid != c.get("id")
         invalid.append({**c, "id": cid})
         calls.append(_Call(name=c.get("name") or "?", args=str(c.get("args") or ""), id=cid,
-                           error=c.get("error") or "the arguments are not valid JSON"))
+                           error=c.get("error") or _prompt("call_not_json")))
     update = ai.model_copy(update={"tool_calls": valid, "invalid_tool_calls": invalid}) if fixed else None
     return calls, update
 
@@ -358,9 +363,9 @@ def _run_call(ctx: AnalystContext, state: AnalystState, call: _Call, done: set[t
     args = call.args
     outcome: Outcome
     if call.error is not None:
-        outcome, error = "invalid_arguments", f"the call to {call.name} could not be read: {call.error}"
+        outcome, error = "invalid_arguments", _prompt("call_unreadable", tool=call.name, error=call.error)
     elif tool is None:
-        outcome, error = "unknown_tool", f"there is no tool named {call.name!r}; the tools are: {', '.join(t.name for t in ctx.toolset())}"
+        outcome, error = "unknown_tool", _prompt("call_unknown_tool", tool=call.name, tools=", ".join(t.name for t in ctx.toolset()))
     else:
         assert isinstance(args, dict)
         schema = tool.args_schema
@@ -370,14 +375,11 @@ def _run_call(ctx: AnalystContext, state: AnalystState, call: _Call, done: set[t
         try:
             parsed = schema.model_validate(args) if isinstance(schema, type) and issubclass(schema, BaseModel) else None
         except ValidationError as exc:
-            outcome, error = "invalid_arguments", f"invalid arguments for {call.name}:\n{describe_errors(exc)}"
+            outcome, error = "invalid_arguments", _prompt("call_invalid_args", tool=call.name, errors=describe_errors(exc))
         else:
             key = _canonical(call.name, parsed) if parsed is not None else (call.name, json.dumps(args, sort_keys=True, default=str))
             if key in done:
-                outcome, error = "duplicate", (
-                    f"{call.name} was already called with these arguments for this question; its result (or error) "
-                    "is above. Use it, call something else, or answer."
-                )
+                outcome, error = "duplicate", _prompt("call_duplicate", tool=call.name)
             else:
                 with warnings.catch_warnings(record=True) as seen:
                     warnings.simplefilter("always")
@@ -385,7 +387,7 @@ def _run_call(ctx: AnalystContext, state: AnalystState, call: _Call, done: set[t
                         result = tool.invoke(args)
                     except Exception as exc:  # a bug in a tool must not end the conversation; it is logged whole
                         logger.exception("tool %s failed", call.name)
-                        result = f"{call.name} failed unexpectedly: {type(exc).__name__}: {exc}"
+                        result = _prompt("call_crashed", tool=call.name, error_type=type(exc).__name__, error=exc)
                 caught = list(dict.fromkeys(str(w.message) for w in seen))
                 if isinstance(result, str):
                     outcome, error = "tool_error", result
@@ -400,7 +402,7 @@ def _run_call(ctx: AnalystContext, state: AnalystState, call: _Call, done: set[t
     if outcome == "ok":
         content = compact_result(result, ctx.result_chars)
         if caught:
-            content += "\nwarnings: " + "; ".join(cut(w, 160) for w in caught[:2])
+            content += "\n" + _prompt("call_warnings", warnings="; ".join(cut(w, 160) for w in caught[:2]))
     else:
         content = cut(error or "error", ctx.result_chars)
     write({"event": "tool_end", "id": call.id, "name": call.name, "outcome": outcome, "seconds": seconds,
@@ -434,7 +436,7 @@ def tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, An
     for call in calls:
         if used >= ctx.max_steps:
             out.append(ToolMessage(
-                content=f"not run: the budget of {ctx.max_steps} tool calls for this question is used up",
+                content=_prompt("call_not_run", max_steps=ctx.max_steps),
                 name=call.name, tool_call_id=call.id, status="error",
                 artifact={"outcome": "not_run", "args": call.args, "seconds": 0.0},
             ))
@@ -494,9 +496,9 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
     calls = last_turn(messages).calls
     notes_for_model = []
     if steps_used(messages) >= ctx.max_steps:
-        notes_for_model.append("You have no tool calls left for this question: say briefly what remains unknown.")
+        notes_for_model.append(_prompt("respond_no_steps"))
     if calls and not any(c.outcome == "ok" for c in calls):
-        notes_for_model.append("No tool call succeeded for this question: say what failed and do not guess an answer.")
+        notes_for_model.append(_prompt("respond_all_failed"))
     note = " ".join(notes_for_model)
     instruction = load_prompt("analyst/respond").render(question=_question(state), budget_note=note)
     model = ctx.answer_model() if transcript == "text" else ctx.chat_model()
@@ -514,8 +516,7 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
     said = [text_of(m) for m in messages]
     invented = invented_numbers(text, *said) if text else []
     if invented:
-        again = (f"{instruction}\nYour previous answer quoted numbers that no tool reported ({', '.join(invented[:5])}). "
-                 "Answer again using only numbers that appear in the tool results.")
+        again = _prompt("respond_invented", instruction=instruction, numbers=", ".join(invented[:5]))
         reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=again)], model.invoke, earlier_turns=earlier_turns)
         text = clean_answer(text_of(reply))
         invented = invented_numbers(text, *said) if text else []

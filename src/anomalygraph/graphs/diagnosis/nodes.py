@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from anomalygraph.core.errors import AnomalyGraphError
-from anomalygraph.data.loaders import load_series
+from anomalygraph.data.cache import cached_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors import affordable_detectors, detector_names, get_detector_class
 from anomalygraph.detectors.fusion import (
@@ -28,6 +27,7 @@ from anomalygraph.detectors.fusion import (
     masks_from_intervals,
 )
 from anomalygraph.detectors.run import FitOn, run_detector
+from anomalygraph.graphs.context import context_of
 from anomalygraph.graphs.diagnosis.state import (
     DetectorPlan,
     DetectorRecord,
@@ -46,22 +46,17 @@ from anomalygraph.tools.profile import SeriesProfile, profile_series
 
 PROMPT_PLAN = "diagnosis/choose_detectors"
 PROMPT_EXPLAIN = "diagnosis/explain_interval"
+PROMPT_DATA = "diagnosis/interval_data"
 MAX_EXPLANATION_CHARS = 800
 
 
-@lru_cache(maxsize=4)
-def _load(real_path: str, mtime: float) -> TimeSeries:
-    return load_series(real_path)
-
-
 def series_of(path: str, ctx: DiagnosisContext) -> TimeSeries:
-    real = resolve_in_roots(path, ctx.data_roots)
-    return _load(str(real), real.stat().st_mtime)
+    return cached_series(resolve_in_roots(path, ctx.roots()))
 
 
 # ------------------------------------------------------------------ profile
 def profile(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
-    series = series_of(state["path"], runtime.context)
+    series = series_of(state["path"], context_of(runtime, DiagnosisContext))
     return {"profile": profile_series(series).model_dump(mode="json")}
 
 
@@ -102,7 +97,7 @@ def _profile_text(prof: SeriesProfile) -> str:
 
 
 def choose_detectors(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime, DiagnosisContext)
     known = set(detector_names())
     if state.get("requested"):
         unknown = [d for d in state["requested"] or [] if d not in known]
@@ -111,19 +106,21 @@ def choose_detectors(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) 
         plan = PlanRecord(detectors=list(dict.fromkeys(state["requested"] or [])), reason="chosen by the user", source="user")
         return {"plan": plan.model_dump(mode="json")}
     prof = SeriesProfile.model_validate(state["profile"])
-    fallback = rule_based_plan(prof, gpu=ctx.gpu, limit=ctx.max_detectors)
-    menu = affordable_detectors(ctx.gpu)
+    gpu = ctx.has_gpu()
+    fallback = rule_based_plan(prof, gpu=gpu, limit=ctx.max_detectors)
+    menu = affordable_detectors(gpu)
     note = None
-    if ctx.model is None:
+    model = ctx.chat_model()
+    if model is None:
         note = "no language model configured"
     else:
         from anomalygraph.llm.structured import structured
 
         prompt = load_prompt(PROMPT_PLAN).render(
-            profile=_profile_text(prof), detectors=_detector_menu(menu), hardware="a GPU" if ctx.gpu else "CPU only"
+            profile=_profile_text(prof), detectors=_detector_menu(menu), hardware="a GPU" if gpu else "CPU only"
         )
         try:
-            answer = structured(ctx.model, DetectorPlan, prompt)
+            answer = structured(model, DetectorPlan, prompt)
             picked = list(dict.fromkeys(d for d in answer.detectors if d in menu))[: ctx.max_detectors]
             dropped = [d for d in answer.detectors if d not in menu]
             if len(picked) >= 1:
@@ -157,10 +154,11 @@ def scores_file(out_dir: str | Path, track: str) -> Path:
 
 
 def run_one(task: DetectorTask, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
-    series = series_of(task["path"], runtime.context)
+    ctx = context_of(runtime, DiagnosisContext)
+    series = series_of(task["path"], ctx)
     name = task["detector"]
     try:
-        run = run_detector(series, name, config={"contamination": runtime.context.contamination}, fit_on=FitOn.train)
+        run = run_detector(series, name, config={"contamination": ctx.contamination}, fit_on=FitOn.train)
     except AnomalyGraphError as exc:
         record = DetectorRecord(detector=name, status="error", error=str(exc))
         return {"records": [record.model_dump(mode="json")], "notes": [f"{name} failed: {exc}"]}
@@ -182,14 +180,15 @@ def _ok_records(state: DiagnosisState) -> list[DetectorRecord]:
 
 
 def fuse(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
-    series = series_of(state["path"], runtime.context)
+    ctx = context_of(runtime, DiagnosisContext)
+    series = series_of(state["path"], ctx)
     records = _ok_records(state)
     if not records:
         return {"notes": ["no detector finished, so there is nothing to fuse"]}
     scores = {r.detector: np.load(r.scores_path, allow_pickle=False) for r in records if r.scores_path}
     masks = masks_from_intervals({r.detector: r.intervals for r in records}, series.length)
     fit_rows = slice(0, series.train_end) if series.train_end else slice(None)
-    fused, result = fuse_scores(scores, masks, fit_rows=fit_rows, contamination=runtime.context.contamination)
+    fused, result = fuse_scores(scores, masks, fit_rows=fit_rows, contamination=ctx.contamination)
     result, notes = demote_uncorroborated(result)
     fused_path = scores_file(state["out_dir"], FUSED)
     np.save(fused_path, fused, allow_pickle=False)
@@ -226,7 +225,7 @@ def _statistics_text(expl: WindowExplanation) -> str:
 
 
 def explain(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime, DiagnosisContext)
     if "fusion" not in state:
         return {"explanations": []}
     from anomalygraph.plots.detection import plot_detection
@@ -256,13 +255,14 @@ def explain(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[s
 def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowExplanation, stats: str,
                plot_path: Path, window: tuple[int, int], notes: list[str]) -> tuple[str, str]:
     fallback = f"{stats.splitlines()[0]}" if stats else expl.summary
-    if ctx.model is None:
+    model = ctx.chat_model()
+    if model is None:
         return fallback, "statistics"
+    from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, Provider
     from anomalygraph.llm.factory import capabilities_of
     from anomalygraph.llm.messages import plot_message, text_of
-    from anomalygraph.llm.settings import CAPABILITY_PRESETS, Provider
 
-    caps = capabilities_of(ctx.model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
+    caps = capabilities_of(model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
     prompt = load_prompt(PROMPT_EXPLAIN).render(
         series=series.name, channels=", ".join(series.channels[:20]), start=expl.start_time or f"row {iv.start}", end=expl.end_time or f"row {iv.end}",
         start_row=iv.start, end_row=iv.end, detectors=", ".join(iv.detectors) or "none on their own",
@@ -272,9 +272,9 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
     local = [(iv.start - window[0], iv.end - window[0])]
     try:
         # The data first, the question last: small models answer the last thing they read.
-        data = plot_message(f"The series {series.name} around the interval (rows {window[0]}..{window[1] - 1}).",
+        data = plot_message(load_prompt(PROMPT_DATA).render(series=series.name, first=window[0], last=window[1] - 1),
                             capabilities=caps, image=plot_path, series=view, intervals=local)
-        reply = ctx.model.invoke([data, HumanMessage(content=prompt)])
+        reply = model.invoke([data, HumanMessage(content=prompt)])
     except AnomalyGraphError as exc:  # the client turns transport failures into LLMError
         notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: {exc}")
         return fallback, "statistics"
@@ -320,5 +320,6 @@ def _first_sentences(text: str, n: int) -> str:
 def report(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
     from anomalygraph.graphs.diagnosis.report import write_report
 
-    verdict = write_report(state, series_of(state["path"], runtime.context), runtime.context)
+    ctx = context_of(runtime, DiagnosisContext)
+    verdict = write_report(state, series_of(state["path"], ctx), ctx)
     return {"verdict": json.loads(verdict.model_dump_json())}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anomalygraph.data.series import TimeSeries
+from anomalygraph.core.tables import md_row, table_lines
+from anomalygraph.data.series import TimeSeries, row_label
 from anomalygraph.detectors import detector_names, get_detector_class
 from anomalygraph.detectors.fusion import FusionResult
 from anomalygraph.graphs.diagnosis.state import (
@@ -21,10 +22,6 @@ from anomalygraph.llm.factory import model_name
 from anomalygraph.prompts import load_prompt
 
 ORIGIN = {"llm": "The model's reading of the statistics below", "statistics": "From the statistics alone"}
-
-
-def _when(series: TimeSeries, row: int) -> str:
-    return f"row {row}" if series.timestamps is None else f"{series.timestamps[row]}"
 
 
 def write_report(state: DiagnosisState, series: TimeSeries, ctx: DiagnosisContext) -> DiagnosisVerdict:
@@ -45,8 +42,14 @@ def write_report(state: DiagnosisState, series: TimeSeries, ctx: DiagnosisContex
         thresholds={r.detector: r.threshold.value for r in records if r.threshold}
         | ({"fused": fusion.threshold.value} if fusion else {}),
     )
-    used_model = None if ctx.model is None else model_name(ctx.model)
-    prompts = [load_prompt(n).ref for n in ("diagnosis/choose_detectors", "diagnosis/explain_interval")]
+    model = ctx.chat_model()
+    used_model = None if model is None else model_name(model)
+    from anomalygraph.llm.messages import PROMPT_TEXT_RENDERING
+    from anomalygraph.llm.structured import PROMPTS as STRUCTURED_PROMPTS
+
+    used = ("diagnosis/choose_detectors", "diagnosis/explain_interval", "diagnosis/interval_data", PROMPT_TEXT_RENDERING,
+            *STRUCTURED_PROMPTS)
+    prompts = [load_prompt(n).ref for n in used]
     report_path = out / "report.md"
     verdict = DiagnosisVerdict(
         series=series.name, source=str(series.meta.get("source", state["path"])), length=series.length,
@@ -84,15 +87,14 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
         "",
         "## Detectors",
         "",
-        "| detector | status | fitted on | threshold | flagged | intervals | fit s | score s |",
-        "|---|---|---|---|---|---|---|---|",
+        *table_lines(["detector", "status", "fitted on", "threshold", "flagged", "intervals", "fit s", "score s"]),
     ]
     for r in v.detectors:
         if r.status == "ok" and r.threshold is not None:
-            lines.append(f"| {r.detector} | ok | {r.fitted_on} | {r.threshold.describe()} | {r.n_flagged} | "
-                         f"{len(r.intervals)} | {r.fit_seconds:.2f} | {r.score_seconds:.2f} |")
+            lines.append(md_row([r.detector, "ok", r.fitted_on, r.threshold.describe(), r.n_flagged, len(r.intervals),
+                                 f"{r.fit_seconds:.2f}", f"{r.score_seconds:.2f}"]))
         else:
-            lines.append(f"| {r.detector} | error: {r.error} | | | | | | |")
+            lines.append(md_row([r.detector, f"error: {r.error}", "", "", "", "", "", ""]))
     caveats = [(r.detector, get_detector_class(r.detector).caveat) for r in v.detectors
                if r.detector in detector_names() and get_detector_class(r.detector).caveat]
     if caveats:
@@ -101,10 +103,10 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
         weights = ", ".join(f"{name} {w:.2f}" for name, w in v.fusion.weights.items())
         lines += ["", f"Fusion: {v.fusion.method} over {', '.join(v.fusion.detectors)} (weights {weights}); "
                   f"threshold {v.fusion.threshold.describe()}.",
-                  "", "## Intervals", "", "| # | start | end | peak | agreement | detectors |", "|---|---|---|---|---|---|"]
+                  "", "## Intervals", "", *table_lines(["#", "start", "end", "peak", "agreement", "detectors"])]
         for k, iv in enumerate(v.fusion.intervals[:20], start=1):
-            lines.append(f"| {k} | {_when(series, iv.start)} | {_when(series, iv.end)} | {iv.peak_score:.2f} | "
-                         f"{iv.agreement:.0%} | {', '.join(iv.detectors) or '-'} |")
+            lines.append(md_row([k, row_label(iv.start, series.timestamps), row_label(iv.end, series.timestamps),
+                                 f"{iv.peak_score:.2f}", f"{iv.agreement:.0%}", ", ".join(iv.detectors) or "-"]))
     for k, e in enumerate(v.explanations, start=1):
         lines += ["", f"### Interval {k}: {e.start_time or e.interval.start} .. {e.end_time or e.interval.end}", "",
                   f"{e.text}", "", f"_{ORIGIN[e.source]}._", "",

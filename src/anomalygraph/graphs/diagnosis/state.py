@@ -7,15 +7,14 @@ the state holds the path, which keeps checkpoints small and makes a resumed run 
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
-from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from anomalygraph.core.thresholds import Threshold
 from anomalygraph.detectors.fusion import FusedInterval, FusionResult
+from anomalygraph.graphs.context import RunContext
 
 
 class DetectorPlan(BaseModel):
@@ -95,13 +94,13 @@ class DetectorTask(TypedDict):
     detector: str
 
 
-@dataclass
-class DiagnosisContext:
-    """Run-time dependencies, kept out of the checkpointed state."""
+@dataclass(kw_only=True)
+class DiagnosisContext(RunContext):
+    """Run-time settings, kept out of the checkpointed state (see :class:`RunContext`).
 
-    model: BaseChatModel | None = None
-    data_roots: list[Path] = field(default_factory=lambda: [Path(".")])
+    With ``model=None`` the plan is rule-based and the explanations are the measured statistics.
+    """
+
     max_explanations: int = 3
     max_detectors: int = 4
     contamination: float = 0.01
-    gpu: bool = False

@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import ValidationError
@@ -36,8 +36,9 @@ from anomalygraph.agents.prior_miner import (
     series_facts,
 )
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataError
-from anomalygraph.data.loaders import load_series
+from anomalygraph.data.cache import cached_series
 from anomalygraph.data.series import TimeSeries
+from anomalygraph.graphs.context import context_of
 from anomalygraph.graphs.rulebank_generation.state import (
     ApprovalDecision,
     ApprovalRequest,
@@ -78,45 +79,43 @@ def timed(name: str, fn: Node) -> Node:
     return node
 
 
+_MINERS: dict[tuple[Any, ...], PriorMiner] = {}
+
+
+def chat_model_of(ctx: GenerationContext) -> BaseChatModel:
+    """The run's chat model; the configured one is capped at ``max_answer_tokens``."""
+    from anomalygraph.llm.factory import DEFAULT_MODEL, capped
+
+    model = ctx.chat_model()
+    if model is None:
+        raise ConfigError("rule-bank generation needs a chat model (the context names none)")
+    return capped(model, ctx.max_answer_tokens) if ctx.model == DEFAULT_MODEL else model
+
+
 def miner_of(ctx: GenerationContext) -> PriorMiner:
-    """The agent for this run; the configured chat model is made on first use when none was given."""
-    if ctx._miner is None:
-        from anomalygraph.llm.factory import capabilities_of
-        from anomalygraph.llm.settings import CAPABILITY_PRESETS, Provider
+    """The agent for this run's model and prior form, made once per process."""
+    from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, Provider
+    from anomalygraph.llm.factory import capabilities_of
 
-        model = ctx.model
-        if model is None:
-            from anomalygraph.llm.factory import get_chat_model
-            from anomalygraph.llm.settings import load_settings
-
-            settings = ctx.llm_settings or load_settings()
-            settings = settings.model_copy(update={"max_tokens": min(settings.max_tokens, ctx.max_answer_tokens)})
-            model = ctx.model = get_chat_model(settings)
+    model = chat_model_of(ctx)
+    key = (id(model), ctx.form)
+    miner = _MINERS.get(key)
+    if miner is None or miner.model is not model:
         caps = capabilities_of(model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
-        ctx._miner = PriorMiner(model=model, capabilities=caps, form=ctx.form)
-    return ctx._miner
-
-
-@lru_cache(maxsize=4)
-def _load(real_path: str, mtime_ns: int) -> TimeSeries:
-    return load_series(real_path)
+        miner = _MINERS[key] = PriorMiner(model=model, capabilities=caps, form=ctx.form)
+    return miner
 
 
 def resolve_series_path(path: str, ctx: GenerationContext) -> Path:
-    if ctx.data_roots is not None:
-        from anomalygraph.tools.context import resolve_in_roots
+    from anomalygraph.tools.context import resolve_in_roots
 
-        return resolve_in_roots(path, ctx.data_roots)
-    real = Path(path).expanduser().resolve()
-    if not real.is_file():
-        raise DataError(f"{path}: series file not found")
-    return real
+    return resolve_in_roots(path, ctx.roots())
 
 
 def normal_series(state: GenerationState, ctx: GenerationContext) -> TimeSeries:
     """The rows meant to be normal: the training part (``train_end`` or the file's own split), else all."""
     real = resolve_series_path(state["series_path"], ctx)
-    series = _load(str(real), real.stat().st_mtime_ns)
+    series = cached_series(real)
     train_end = state.get("train_end")
     if train_end is not None:
         if not 0 < train_end <= series.length:
@@ -205,7 +204,7 @@ def prepare(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict
     """Load the normal rows, hash the inputs, plot the data, and meet the model."""
     from anomalygraph.plots.detection import plot_detection
 
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     if not state.get("scenario", "").strip():
         raise ConfigError("the scenario text is empty; describe the system and its known faults")
     name = state.get("bank_name")
@@ -217,7 +216,7 @@ def prepare(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict
         raise DataError(f"{state['series_path']}: {series.length} normal rows; rule-bank generation needs at least {MIN_WINDOW}")
     facts = series_facts(series)
     notes = []
-    if state.get("train_end") is None and _load(str(real), real.stat().st_mtime_ns).train_end is None:
+    if state.get("train_end") is None and cached_series(real).train_end is None:
         notes.append(f"no training split given: all {series.length} rows are treated as normal "
                       "(windows with labelled anomalies are still left out of sampling)")
     work = Path(state["work_dir"])
@@ -243,7 +242,7 @@ def prepare(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict
 # --------------------------------------------------------------- list faults
 def list_faults(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
     """The faults the scenario names: one work item (prior to write) each."""
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     steps = state.get("steps", 0)
     if steps >= ctx.max_steps:
         return {"failed": f"the step budget ({ctx.max_steps}) was spent before any fault was listed"}
@@ -263,7 +262,7 @@ def list_faults(state: GenerationState, runtime: Runtime[GenerationContext]) -> 
 # -------------------------------------------------------------------- propose
 def propose(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
     """One prior for the next work item (with the previous answer and its problem, when it is a retry)."""
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     queue = _queue(state)
     steps = state.get("steps", 0)
     if not queue:
@@ -315,7 +314,7 @@ def probe_rule(rule: Rule, series: TimeSeries, facts: SeriesFacts, ctx: Generati
 
 def compile_rule(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
     """Prior -> validated rule that runs on this series and visibly changes it; else back to the model."""
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     current = state.get("current")
     if not current:
         return {}
@@ -379,7 +378,7 @@ def plot_samples(batches: dict[str, PseudoAnomalyBatch], series: TimeSeries, pat
 
 def sample(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
     """Draw and plot pseudo-anomalies of every rule awaiting review; describe them for the critic."""
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     pending = {rid: Rule.model_validate(r.rule) for rid, r in _rules(state).items() if r.status == "proposed"}
     if not pending:
         return {}
@@ -396,7 +395,7 @@ def sample(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[
 # ------------------------------------------------------------------- critique
 def critique(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
     """The model judges each new rule against the scenario: keep, revise (back to propose) or reject."""
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     rules = _rules(state)
     pending = [rid for rid, r in rules.items() if r.status == "proposed"]
     steps = state.get("steps", 0)
@@ -465,7 +464,7 @@ def summaries(state: GenerationState) -> list[RuleSummary]:
 
 def approve(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
     """Human approval (a LangGraph interrupt) unless the run was started with auto-approval."""
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     if ctx.auto_approve:
         return {"decision": ApprovalDecision(action="approve", by="auto").model_dump()}
     request = ApprovalRequest(bank=state["bank_name"], rules=summaries(state), plots=list(state.get("plots") or []),
@@ -502,7 +501,7 @@ def store(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[s
     from anomalygraph.rulebank.checks import check_bank
     from anomalygraph.rulebank.store import save_bank
 
-    ctx = runtime.context
+    ctx = context_of(runtime, GenerationContext)
     rules = _rules(state)
     decision = ApprovalDecision.model_validate(state["decision"]) if state.get("decision") else None
     work = Path(state["work_dir"])

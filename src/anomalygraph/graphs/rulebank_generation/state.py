@@ -7,14 +7,13 @@ write plots to the run folder; the state holds paths, priors, rules and verdicts
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
-from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from anomalygraph.agents.prior_miner import PriorForm
+from anomalygraph.graphs.context import RunContext
 
 RuleStatus = Literal["proposed", "kept", "unreviewed"]
 Outcome = Literal["stored", "awaiting_approval", "failed", "rejected"]
@@ -145,19 +144,17 @@ class GenerationState(TypedDict, total=False):
     trace: Annotated[list[dict[str, Any]], operator.add]
 
 
-@dataclass
-class GenerationContext:
-    """Run-time settings and dependencies, kept out of the checkpointed state.
+@dataclass(kw_only=True)
+class GenerationContext(RunContext):
+    """Run-time settings, kept out of the checkpointed state (see :class:`RunContext`).
 
-    ``model`` is any LangChain chat model; when ``None`` the configured one is made with
-    :func:`anomalygraph.llm.factory.get_chat_model` on first use (how ``langgraph dev`` runs it),
-    its answer length capped at ``max_answer_tokens`` (every answer here is a small object, and
-    the tokens not reserved for it leave room for the prompt in a small context window).
+    The configured model (``model="settings"``, the default) is made on first use with its
+    answer length capped at ``max_answer_tokens`` (every answer here is a small object, and the
+    tokens not reserved for it leave room for the prompt in a small context window).
     ``show_plot``: send the plot (an image, or its text rendering for a text-only model); a
     rendering that does not fit the model's context is dropped for the run, with a note.
     """
 
-    model: BaseChatModel | None = None
     auto_approve: bool = False
     max_priors: int = 8
     max_attempts: int = 3
@@ -171,6 +168,3 @@ class GenerationContext:
     show_plot: bool = True
     max_answer_tokens: int = 512
     min_effect: float = 0.5
-    data_roots: list[Path] | None = None
-    llm_settings: Any = field(default=None, repr=False)  # LLMSettings for the model made on first use
-    _miner: Any = field(default=None, repr=False)

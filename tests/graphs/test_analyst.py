@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.tool import invalid_tool_call
@@ -20,6 +18,7 @@ from anomalygraph.graphs.analyst.graph import recursion_limit
 from anomalygraph.graphs.analyst.nodes import subject_file
 from anomalygraph.llm.errors import LLMContextLengthError, LLMUnavailableError
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
+from tests.synthetic import server_csv
 
 NATIVE = ModelCapabilities(vision=False, tool_calling=True, auto_tool_choice=True, json_schema=False, legacy_max_tokens=False)
 GUIDED = ModelCapabilities(vision=False, tool_calling=True, auto_tool_choice=False, json_schema=False, legacy_max_tokens=True)
@@ -32,13 +31,7 @@ def step(action: str) -> AIMessage:
 
 @pytest.fixture
 def series_file(tmp_path):
-    rng = np.random.default_rng(0)
-    t = np.arange(1500)
-    cpu = 50 + 10 * np.sin(2 * np.pi * t / 100) + rng.normal(size=t.size)
-    cpu[1200:1210] += 80
-    path = tmp_path / "server.csv"
-    pd.DataFrame({"timestamp": pd.date_range("2024-03-01", periods=t.size, freq="1min"), "cpu": cpu}).to_csv(path, index=False)
-    return path
+    return server_csv(tmp_path / "server.csv")
 
 
 def make(tmp_path, script, *, caps=GUIDED, **kw):

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
+from tests.llm.conftest import embedded_skip_reason
 
 pytestmark = pytest.mark.integration
 
@@ -387,17 +388,6 @@ def test_rulebank_generation_stops_for_approval_and_stores_the_bank_under_the_se
 
 
 # ------------------------------------------------------------- the embedded model
-def embedded_skip_reason() -> str | None:
-    """Why the real embedded model cannot run here (as ``tests/llm/conftest.py`` decides), or ``None``."""
-    from anomalygraph.llm.assets import ASSETS, missing_packages
-    from anomalygraph.llm.embedded import llama_cpp_installed
-
-    if not llama_cpp_installed():
-        return "llama-cpp-python is not installed (pip install 'llama-cpp-python[server]==0.3.36')"
-    missing = missing_packages(ASSETS["qwen2.5-coder-0.5b"])
-    if missing:
-        return f"the embedded model is not installed (missing {', '.join(missing)})"
-    return None
 
 
 @pytest.mark.llm

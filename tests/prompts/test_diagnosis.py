@@ -3,8 +3,6 @@ template and as the graph sends it, and the report's list of prompt versions."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
@@ -12,6 +10,7 @@ from anomalygraph.llm.scripted import ScriptedChatModel
 from anomalygraph.llm.structured import PROMPTS as STRUCTURED_PROMPTS
 from anomalygraph.prompts import load_prompt
 from tests.prompts.test_files import shipped_names
+from tests.synthetic import server_csv
 
 
 def test_interval_data_renders_exactly() -> None:
@@ -22,13 +21,7 @@ def test_interval_data_renders_exactly() -> None:
 
 @pytest.fixture
 def series_file(tmp_path):
-    rng = np.random.default_rng(0)
-    t = np.arange(2000)
-    cpu = 50 + 10 * np.sin(2 * np.pi * t / 100) + rng.normal(size=t.size)
-    cpu[1500:1520] += 60
-    path = tmp_path / "server.csv"
-    pd.DataFrame({"timestamp": pd.date_range("2024-03-01", periods=t.size, freq="1min"), "cpu": cpu}).to_csv(path, index=False)
-    return path
+    return server_csv(tmp_path / "server.csv", length=2000, burst=(1500, 1520), height=60.0)
 
 
 def test_explanation_data_message_and_provenance(series_file, tmp_path) -> None:

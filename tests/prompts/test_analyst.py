@@ -163,7 +163,7 @@ def test_guided_turn_sends_the_moved_texts_exactly(series_file, tmp_path) -> Non
         f"Call detect now with the arguments this question needs: Where is the anomaly?\n"
         f"The file is {file}; it is filled in for you."
     )
-    assert model.calls[3][-2].content.startswith(f"Tool result of detect(path={file}, detector=robust_z):\npath: {file}\n")
+    assert model.calls[3][-2].content.startswith(f"Tool result of detect(path={file}, detector=robust_z):\nsummary: robust_z flags ")
     assert model.calls[4][-1].content == (
         "Now answer the question in plain sentences, without code: Where is the anomaly?\n"
         "Use only the tool results above and quote rows, times, channels and numbers exactly as they were reported. \n"

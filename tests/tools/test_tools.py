@@ -156,7 +156,7 @@ def test_explain_window_ranks_telemetry_above_sparse_command_channels(shared_dat
     series = load_series(shared_data / "SMAP_MSL" / "test" / "T-5.npy")
     start = series.train_end + 1200
     out = explain_window(series, start, start + 25)
-    assert out.deviating_channels[0].channel == "value"
+    assert out.deviating_channels[0].channel == "value" and out.top_channel == "value"
     assert all(d.morphology != "flatline" for d in out.deviating_channels if d.channel.startswith("cmd"))
 
 
@@ -176,3 +176,49 @@ def test_heavy_detectors_run_from_tools_only_with_a_gpu(shared_data, tmp_path):
         A.compare(cpu, A.CompareArgs(path=JUMPSUP, detectors=["iforest", "heavy_for_test"]))
     gpu = ToolContext(data_roots=[shared_data], output_dir=tmp_path, gpu=True)
     assert A.detect(gpu, A.DetectArgs(path=JUMPSUP, detector="heavy_for_test")).detector == "heavy_for_test"
+
+
+# ------------------------------------------------------------ answer-ready results
+def spiky_csv(tmp_path):
+    t = np.arange(2000)
+    x = np.sin(2 * np.pi * t / 50) + np.random.default_rng(1).normal(scale=0.05, size=t.size)
+    x[1500:1505] += 8.0
+    path = tmp_path / "spiky.csv"
+    pd.DataFrame({"timestamp": pd.date_range("2024-03-01", periods=t.size, freq="10min"), "v": x}).to_csv(path, index=False)
+    return path
+
+
+def test_detect_says_where_and_when_the_strongest_interval_is(ctx, tmp_path):
+    out = A.detect(ctx, A.DetectArgs(path=str(spiky_csv(tmp_path)), detector="robust_z"))
+    top = out.top_intervals[0]
+    assert top.start <= 1500 <= 1504 <= top.end + 5 and 1500 <= top.peak <= 1504
+    assert top.rows == f"{top.start}..{top.end}" and top.length == top.end - top.start + 1
+    # row 1502 at 10-minute steps from 2024-03-01 00:00 is 2024-03-11 10:20
+    assert top.day == "2024-03-11" and top.peak_time.startswith("2024-03-11")
+    assert top.severity > 5  # far above the typical score, in robust sigmas
+    assert out.summary.startswith(f"robust_z flags {out.n_intervals} interval(s)")
+    assert f"rows {top.rows}" in out.summary and "on 2024-03-11" in out.summary
+
+
+def test_compare_names_the_most_agreed_and_its_day(ctx, tmp_path):
+    out = A.compare(ctx, A.CompareArgs(path=str(spiky_csv(tmp_path)), detectors=["robust_z", "iforest"]))
+    best = out.intervals[0]
+    assert set(best.detectors) == {"robust_z", "iforest"} and best.day == "2024-03-11"
+    assert 1500 <= best.peak <= 1504 and best.severity > 5
+    assert f"rows {best.rows}" in out.summary and "(2 of 2)" in out.summary
+
+
+def test_profile_states_rows_sampling_period_and_label_windows(ctx):
+    out = A.profile(ctx, A.SeriesArgs(path="NAB/data/realKnownCause/nyc_taxi.csv"))
+    assert (out.length, out.n_channels, out.sampling) == (10320, 1, "0 days 00:30:00")
+    assert out.dominant_period == 48  # one day of half-hour steps
+    # the five windows of NAB's combined_windows.json: marathon, Thanksgiving, Christmas, New Year, blizzard
+    assert out.n_label_windows == 5
+    assert [w.start_time for w in out.label_windows] == [
+        "2014-10-30 15:30:00", "2014-11-25 12:00:00", "2014-12-23 11:30:00", "2014-12-29 21:30:00", "2015-01-24 20:30:00"]
+    assert out.facts.startswith("10320 rows; 1 channel(s); sampled every 0 days 00:30:00; dominant period 48 rows; 5 labelled")
+
+
+def test_profile_of_a_file_without_labels_says_so(ctx, tmp_path):
+    out = A.profile(ctx, A.SeriesArgs(path=str(spiky_csv(tmp_path))))
+    assert out.n_label_windows is None and out.label_windows == [] and "labelled" not in out.facts

@@ -73,7 +73,8 @@ CAPABILITY_PRESETS: dict[Provider, ModelCapabilities] = {
     Provider.scripted: _EMBEDDED_CAPABILITIES,
 }
 
-EmbeddedModelName = Literal["qwen2.5-coder-0.5b", "smollm2-135m"]
+EmbeddedModelName = Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2-135m"]
+"""Packaged models (``llm.assets.ASSETS``); the 1.5B is stronger and about 2x slower than the 0.5B default."""
 
 
 class EmbeddedSettings(BaseModel):

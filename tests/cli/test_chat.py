@@ -89,7 +89,8 @@ def _roots(monkeypatch, tmp_path):
 
 
 def invoke(app, args, **kw):
-    result = CliRunner().invoke(app, ["chat", *args], **kw)
+    """The chat command with the step-by-step planner, whose model calls these scripts follow."""
+    result = CliRunner().invoke(app, ["chat", "--planner", "steps", *args], **kw)
     return result
 
 

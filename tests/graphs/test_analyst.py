@@ -36,7 +36,7 @@ def series_file(tmp_path):
 
 def make(tmp_path, script, *, caps=GUIDED, **kw):
     model = ScriptedChatModel.with_capabilities(script, caps)
-    ctx = AnalystContext(model=model, data_roots=[tmp_path], output_dir=tmp_path / "plots", **kw)
+    ctx = AnalystContext(model=model, data_roots=[tmp_path], output_dir=tmp_path / "plots", **{"planner": "steps"} | kw)
     return model, ctx
 
 
@@ -432,3 +432,58 @@ def test_tool_results_in_the_thread_keep_the_full_result(series_file, tmp_path):
     tool_msg = next(m for m in messages if isinstance(m, ToolMessage))
     assert tool_msg.artifact["result"]["detector"] == "robust_z"
     json.dumps(tool_msg.artifact)  # checkpointable
+
+
+# ------------------------------------------------------------- the kinds planner
+def kind(name: str) -> AIMessage:
+    """A classify-step reply: the structured QuestionKind."""
+    return tool_call("QuestionKind", {"kind": name})
+
+
+def test_a_when_question_runs_detect_without_asking_for_arguments(series_file, tmp_path):
+    model, ctx = make(tmp_path, [kind("when"), "It happens on 2024-03-01."], planner="kinds")
+    turn = run(ctx, "On which day is the largest anomaly?", file=str(series_file))
+    [call] = turn.calls
+    assert (call.name, call.outcome, call.args) == ("detect", "ok", {"path": str(series_file)})
+    assert tools_schema(model, 0)[0] == "QuestionKind" and len(model.calls) == 2  # classify, then answer
+    assert "What does this question ask for? On which day is the largest anomaly?" in model.calls[0][-1].content
+    answer_view = "\n".join(m.content for m in model.calls[1] if isinstance(m, HumanMessage))
+    assert "summary: iforest flags" in answer_view and "day:" in answer_view  # the facts the answer needs
+    assert turn.answer == "It happens on 2024-03-01."
+    assert any("a 'when' question: running detect" in n for n in turn.notes)
+
+
+def test_a_channel_question_naming_rows_explains_those_rows(series_file, tmp_path):
+    model, ctx = make(tmp_path, [kind("channel"), "cpu deviates most."], planner="kinds")
+    turn = run(ctx, "Rows 1200..1209 are labelled anomalous. Which channel deviates most?", file=str(series_file))
+    [call] = turn.calls  # no detect: the rows are given
+    assert call.name == "explain_window" and call.args == {"path": str(series_file), "start": 1200, "end": 1209}
+    assert call.outcome == "ok" and len(model.calls) == 2
+
+
+def test_a_shape_question_explains_the_interval_detect_found(series_file, tmp_path):
+    model, ctx = make(tmp_path, [kind("shape"), "A spike."], planner="kinds")
+    turn = run(ctx, "What does the strongest anomaly look like?", file=str(series_file))
+    detect, explain = turn.calls
+    assert (detect.name, explain.name) == ("detect", "explain_window") and explain.outcome == "ok"
+    from anomalygraph.tools import ToolContext
+    from anomalygraph.tools import analysis as A
+
+    top = A.detect(ToolContext(data_roots=[tmp_path]), A.DetectArgs(path=str(series_file))).top_intervals[0]
+    assert explain.args == {"path": str(series_file), "start": top.start, "end": top.end}
+    assert len(model.calls) == 2
+
+
+def test_an_unreadable_kind_falls_back_to_the_step_planner(series_file, tmp_path):
+    _, ctx = make(tmp_path, ["no idea"] * 3 + [step("load_series"), "It has 1500 rows."], planner="kinds")
+    turn = run(ctx, "How many rows?", file=str(series_file))
+    assert [c.name for c in turn.calls] == ["load_series"] and turn.answer == "It has 1500 rows."
+    assert any("could not be read" in n for n in turn.notes)
+
+
+def test_other_questions_and_questions_without_data_use_the_step_planner(series_file, tmp_path):
+    model, ctx = make(tmp_path, [kind("other"), step("plot_series"), tool_call("plot_series", {}), "Plotted."], planner="kinds")
+    assert [c.name for c in run(ctx, "Plot it.", file=str(series_file)).calls] == ["plot_series"]
+    model, ctx = make(tmp_path, [step("answer"), "I answer questions about time series."], planner="kinds")
+    turn = run(ctx, "What can you do?")
+    assert turn.calls == [] and tools_schema(model, 0)[0] == "NextAction"  # no classify call without data

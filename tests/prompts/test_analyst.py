@@ -137,7 +137,7 @@ def _run(tmp_path, script, question, *, caps=GUIDED, file=None, **kw):
     from langgraph.checkpoint.memory import InMemorySaver
 
     model = ScriptedChatModel.with_capabilities(script, caps)
-    ctx = AnalystContext(model=model, data_roots=[tmp_path], output_dir=tmp_path / "plots", **kw)
+    ctx = AnalystContext(model=model, data_roots=[tmp_path], output_dir=tmp_path / "plots", **{"planner": "steps"} | kw)
     graph = build_graph(InMemorySaver())
     ask(graph, question, context=ctx, thread_id="t", file=file)
     return model, graph.get_state({"configurable": {"thread_id": "t"}}).values["messages"]

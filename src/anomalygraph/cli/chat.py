@@ -271,6 +271,7 @@ def chat(
     message: Annotated[list[str] | None, typer.Option("--message", "-m", help="Ask this and exit (repeat for several turns).")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=50, help="Tool calls allowed per question, failed ones included.")] = DEFAULT_MAX_STEPS,
     tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=50, help="Successful tool calls before answering (default: 1 for models that cannot choose tools themselves, else no limit).")] = None,
+    planner: Annotated[str, typer.Option("--planner", help="For models that cannot choose tools: kinds (name the question's kind, run the tools for it) or steps (the model picks each tool).")] = "kinds",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for threads.sqlite and plots (default: $ANOMALYGRAPH_OUTPUT_DIR/chat).")] = None,
     history: Annotated[bool, typer.Option("--history", help="Print the thread's earlier turns first.")] = False,
     list_threads: Annotated[bool, typer.Option("--list", help="List the stored threads and exit.")] = False,
@@ -300,7 +301,7 @@ def chat(
     roots = data_roots_for(real_file, list(settings.data.roots))
     # the model starts at the first question, so /help and a resumed thread's history need none
     context = AnalystContext(model=None, data_roots=[str(r) for r in roots], output_dir=str(out_dir / "plots"),
-                             max_steps=max_steps, tools_per_turn=tools_per_turn)
+                             max_steps=max_steps, tools_per_turn=tools_per_turn, planner=planner)  # type: ignore[arg-type]
 
     if message:
         questions: Iterable[str] = message

@@ -22,6 +22,7 @@ from anomalygraph.llm.factory import capped
 from anomalygraph.tools import ToolContext, build_tools
 
 Strategy = Literal["auto", "native", "guided"]
+Planner = Literal["kinds", "steps"]
 DEFAULT_MAX_STEPS = 6
 MAX_SESSIONS = 8
 
@@ -56,6 +57,9 @@ class AnalystContext(RunContext):
     max_steps: int = DEFAULT_MAX_STEPS
     """Tool calls allowed per user turn, failed ones included; then the agent must answer."""
     strategy: Strategy = "auto"
+    planner: Planner = "kinds"
+    """Guided mode: ``kinds`` names the kind of question first and runs the tools that produce that
+    kind of fact (``agents.analyst.plans``); ``steps`` asks the model for each next tool."""
     tools_per_turn: int | None = None
     """Successful tool calls after which the agent answers; ``None``: 1 in guided mode, ``max_steps``
     in native mode. Measured with the embedded 0.5B model: offered more tools after a result that
@@ -77,6 +81,8 @@ class AnalystContext(RunContext):
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
         if self.strategy not in ("auto", "native", "guided"):
             raise ConfigError(f"strategy must be auto, native or guided, got {self.strategy!r}")
+        if self.planner not in ("kinds", "steps"):
+            raise ConfigError(f"planner must be kinds or steps, got {self.planner!r}")
         if self.history_chars < 1000 or self.result_chars < 200:
             raise ConfigError("history_chars must be at least 1000 and result_chars at least 200")
         if self.tools_per_turn is not None and self.tools_per_turn < 1:

@@ -1,6 +1,7 @@
 """Wiring of the analyst graph, its thread store, and the one-call ``ask`` used by the evals.
 
-    begin -> plan -> act -> tools -> plan ... -> respond      (guided)
+    begin -> classify -> act -> tools -> act ... -> respond  (guided: the kind of question decides the tools)
+    begin -> plan -> act -> tools -> plan ... -> respond      (guided, planner="steps", or when no plan fits)
     begin -> agent -> tools -> agent ... [-> respond]         (native)
 
 A thread is a conversation: compiled with a SQLite checkpointer, the same ``thread_id`` in a
@@ -39,17 +40,19 @@ def recursion_limit(max_steps: int) -> int:
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     graph = StateGraph(AnalystState, context_schema=AnalystContext, input_schema=AnalystInput, output_schema=AnalystOutput)
     graph.add_node("begin", nodes.begin)
+    graph.add_node("classify", nodes.classify)
     graph.add_node("plan", nodes.plan)
     graph.add_node("act", nodes.act)
     graph.add_node("agent", nodes.agent)
     graph.add_node("tools", nodes.tools)
     graph.add_node("respond", nodes.respond)
     graph.add_edge(START, "begin")
-    graph.add_conditional_edges("begin", nodes.route_after_begin, ["plan", "agent", END])
+    graph.add_conditional_edges("begin", nodes.route_after_begin, ["classify", "plan", "agent", END])
+    graph.add_conditional_edges("classify", nodes.route_after_classify, ["act", "plan"])
     graph.add_conditional_edges("plan", nodes.route_after_plan, ["act", "respond"])
     graph.add_edge("act", "tools")
     graph.add_conditional_edges("agent", nodes.route_after_agent, ["tools", "respond", END])
-    graph.add_conditional_edges("tools", nodes.route_after_tools, ["plan", "agent", "respond"])
+    graph.add_conditional_edges("tools", nodes.route_after_tools, ["act", "plan", "agent", "respond"])
     graph.add_edge("respond", END)
     return graph.compile(checkpointer=checkpointer, name="analyst")
 

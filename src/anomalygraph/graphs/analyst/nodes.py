@@ -31,6 +31,13 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from anomalygraph.agents.analyst.plans import (
+    kind_schema,
+    kinds_menu,
+    plan_for,
+    planned_args,
+    skip_detect_when_rows_given,
+)
 from anomalygraph.agents.analyst.turns import (
     ANSWER,
     Outcome,
@@ -54,7 +61,7 @@ from anomalygraph.prompts import load_prompt
 logger = logging.getLogger("anomalygraph.graphs.analyst")
 
 PROMPTS = (
-    "analyst/system", "analyst/plan", "analyst/act", "analyst/respond",
+    "analyst/system", "analyst/classify", "analyst/plan", "analyst/act", "analyst/respond",
     "analyst/file_named", "analyst/file_unnamed", "analyst/plan_answer", "analyst/plan_no_calls", "analyst/plan_calls",
     "analyst/act_file_bound", "analyst/act_file_named", "analyst/act_unknown_tool", "analyst/act_too_long",
     "analyst/call_not_json", "analyst/call_unreadable", "analyst/call_unknown_tool", "analyst/call_invalid_args",
@@ -126,14 +133,48 @@ def _invoke_fitting(ctx: AnalystContext, state: AnalystState, transcript: Litera
 # ------------------------------------------------------------------- begin
 def begin(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
     """A new turn: clear the previous turn's notes and plan."""
-    return {"notes": None, "next_action": None}
+    return {"notes": None, "next_action": None, "kind": None, "planned": None}
 
 
-def route_after_begin(state: AnalystState, runtime: Runtime[AnalystContext]) -> Literal["plan", "agent", "__end__"]:
+def route_after_begin(state: AnalystState, runtime: Runtime[AnalystContext]) -> Literal["classify", "plan", "agent", "__end__"]:
     messages = state.get("messages", [])
     if not messages or not isinstance(messages[-1], HumanMessage):
         return END  # e.g. an input that only sets the file: nothing to answer
-    return "agent" if context_of(runtime).resolved_strategy() == "native" else "plan"
+    ctx = context_of(runtime)
+    if ctx.resolved_strategy() == "native":
+        return "agent"
+    return "classify" if ctx.planner == "kinds" else "plan"
+
+
+# ---------------------------------------------------------------- classify
+def classify(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]:
+    """Name what the question asks for; the tools that produce that kind of fact become the plan.
+
+    A question that needs no data, a kind with no fixed plan ("other") or an unusable answer
+    leaves the choice to the step-by-step plan.
+    """
+    ctx = context_of(runtime)
+    question = _question(state)
+    if not needs_data(question, state.get("file")):
+        return {"planned": []}
+    model = ctx.structured_model()
+    instruction = _prompt("classify", question=question, kinds=kinds_menu())
+    try:
+        answer = _invoke_fitting(ctx, state, "text", [HumanMessage(content=instruction)],
+                                 lambda convo: structured(model, kind_schema(), convo), earlier_turns=False)
+    except (StructuredOutputError, LLMContextLengthError) as exc:
+        return {"planned": [], "notes": [f"the question's kind could not be read ({cut(str(exc), 200)}); planning step by step"]}
+    names = [t.name for t in ctx.toolset()]
+    planned = skip_detect_when_rows_given(plan_for(answer.kind, names), question)[: ctx.max_steps]
+    update: dict[str, Any] = {"kind": answer.kind, "planned": planned}
+    if planned:
+        update["next_action"] = planned[0]
+        update["notes"] = [f"a '{answer.kind}' question: running {', '.join(planned)}"]
+    return update
+
+
+def route_after_classify(state: AnalystState) -> Literal["act", "plan"]:
+    return "act" if state.get("planned") else "plan"
 
 
 # -------------------------------------------------------------------- plan
@@ -281,6 +322,12 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
     bind_path = file is not None and "path" in tool.args_schema.model_fields
     schema = _call_schema(name, tool.args_schema, tool.description, bind_path, offered_detectors(ctx))
     bound: dict[str, Any] = {"path": file} if bind_path else {}
+    planned = state.get("planned") or []
+    if planned and planned[0] == name and (bind_path or "path" not in tool.args_schema.model_fields):
+        extra = planned_args(name, _question(state), state.get("messages", [])[turn_start(state.get("messages", [])):])
+        if extra is not None:
+            call = {"name": name, "args": {**bound, **extra}, "id": call_id, "type": "tool_call"}
+            return {"messages": [AIMessage(content="", tool_calls=[call])]}
     if schema is None:
         call = {"name": name, "args": bound, "id": call_id, "type": "tool_call"}
         return {"messages": [AIMessage(content="", tool_calls=[call])]}
@@ -445,18 +492,33 @@ def tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, An
         out.append(_run_call(ctx, state, call, done, write))
     update: dict[str, Any] = {"messages": out, "next_action": None}
     succeeded = sum(c.outcome == "ok" for c in last_turn([*messages, *out]).calls)
+    planned = list(state.get("planned") or [])
+    plan_done = plan_failed = False
+    if planned:
+        ran = [m for m in out if isinstance(m, ToolMessage)]
+        if ran and ran[-1].name == planned[0] and ran[-1].status == "success":
+            planned = planned[1:]
+            plan_done = not planned
+        else:  # a planned call failed: the step-by-step plan takes over from here
+            planned, plan_failed = [], True
+            update["notes"] = ["a planned tool call failed; planning step by step"]
+        update["planned"] = planned
     if used >= ctx.max_steps:
         update["next_action"] = ANSWER
         update["notes"] = [budget_note(ctx.max_steps)]
-    elif succeeded >= ctx.answer_after():
+    elif planned:
+        update["next_action"] = planned[0]
+    elif plan_done or (not plan_failed and succeeded >= ctx.answer_after()):
         update["next_action"] = ANSWER
     return update
 
 
-def route_after_tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> Literal["plan", "agent", "respond"]:
+def route_after_tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> Literal["act", "plan", "agent", "respond"]:
     if state.get("next_action") == ANSWER:
         return "respond"
-    return "agent" if context_of(runtime).resolved_strategy() == "native" else "plan"
+    if context_of(runtime).resolved_strategy() == "native":
+        return "agent"
+    return "act" if state.get("planned") else "plan"
 
 
 # ----------------------------------------------------------------- respond

@@ -31,6 +31,10 @@ class AnalystState(TypedDict, total=False):
     """The series this conversation is about (the CLI's FILE); the model sees it in the system prompt."""
     next_action: str | None
     """Guided mode: the tool the plan step chose, or ``answer``."""
+    kind: str | None
+    """Guided mode with the planner: what the question asks for (``agents.analyst.plans.KINDS``)."""
+    planned: list[str] | None
+    """Guided mode with the planner: the planned tools not yet run, the next one first."""
     notes: Annotated[list[str], reset_or_add]
     """Fallbacks taken in the current turn (budget reached, unusable plan), for the user and the evals."""
 

@@ -326,8 +326,8 @@ def test_an_answer_copied_from_an_earlier_turn_is_asked_again_without_the_histor
 def test_an_answer_with_numbers_no_tool_reported_is_asked_again_then_flagged(series_file, tmp_path):
     model, ctx = make(tmp_path, [step("load_series"), "It has 2157 rows.", "It has 1500 rows."])
     turn = run(ctx, "How long is it?", file=str(series_file))
-    assert turn.answer == "It has 1500 rows." and any("quoted numbers no tool reported" in n for n in turn.notes)
-    assert "quoted numbers that no tool reported (2157)" in model.calls[-1][-1].content
+    assert turn.answer == "It has 1500 rows." and any("quoted numbers or names no tool reported" in n for n in turn.notes)
+    assert "quoted numbers or names that no tool reported (2157)" in model.calls[-1][-1].content
     model, ctx = make(tmp_path, [step("load_series"), "It has 2157 rows.", "Still 2157 rows."])
     turn = run(ctx, "How long is it?", file=str(series_file), thread="t2")
     assert turn.answer == "Still 2157 rows."
@@ -487,3 +487,18 @@ def test_other_questions_and_questions_without_data_use_the_step_planner(series_
     model, ctx = make(tmp_path, [step("answer"), "I answer questions about time series."], planner="kinds")
     turn = run(ctx, "What can you do?")
     assert turn.calls == [] and tools_schema(model, 0)[0] == "NextAction"  # no classify call without data
+
+
+def test_a_channel_no_tool_reported_is_asked_again(tmp_path):
+    """The file has channels cpu and mem; the model names mem though only cpu was in a result."""
+    import numpy as np
+    import pandas as pd
+
+    t = np.arange(300)
+    path = tmp_path / "two.csv"
+    pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=t.size, freq="1min"),
+                  "cpu": np.sin(t / 5.0), "mem": np.cos(t / 7.0)}).to_csv(path, index=False)
+    model, ctx = make(tmp_path, [step("explain_window"), tool_call("explain_window", {"start": 10, "end": 20}),
+                                 "mem deviates most.", "No channel deviates."])
+    turn = run(ctx, "Which channel deviates in rows 10..20?", file=str(path))
+    assert "(mem)" in model.calls[-1][-1].content and turn.answer == "No channel deviates."

@@ -23,3 +23,13 @@ def test_numbers_are_read_whole_and_normalised():
 def test_invented_numbers_are_those_in_no_source(answer, invented):
     tool_result = "top_intervals: [{start: 0, end: 21, peak_score: 0.441}]\nstep: 300 s"
     assert invented_numbers(answer, "Where is the strongest anomaly?", tool_result) == invented
+
+
+def test_channel_names_count_only_as_whole_words_from_the_results():
+    from anomalygraph.llm.grounding import invented_names
+
+    channels = ["value", "cmd1", "cmd12", "machine-1-1"]
+    assert invented_names("cmd12 deviates most", channels, "top_channel: cmd1") == ["cmd12"]
+    assert invented_names("cmd1 deviates most", channels, "top_channel: cmd12") == ["cmd1"]
+    assert invented_names("value and machine-1-1 moved", channels, "value: 3 sigma; machine-1-1: 5 sigma") == []
+    assert invented_names("the value rose", channels) == ["value"]

@@ -51,9 +51,9 @@ RENDERED = [
     ("analyst/call_not_run", 1, {"max_steps": 3}, "not run: the budget of 3 tool calls for this question is used up"),
     ("analyst/respond_no_steps", 1, {}, "You have no tool calls left for this question: say briefly what remains unknown."),
     ("analyst/respond_all_failed", 1, {}, "No tool call succeeded for this question: say what failed and do not guess an answer."),
-    ("analyst/respond_invented", 1, {"instruction": "Now answer. ", "numbers": "99999, 7"},
-     "Now answer. \nYour previous answer quoted numbers that no tool reported (99999, 7). "
-     "Answer again using only numbers that appear in the tool results."),
+    ("analyst/respond_invented", 2, {"instruction": "Now answer. ", "numbers": "99999, 7"},
+     "Now answer. \nYour previous answer quoted numbers or names that no tool reported (99999, 7). "
+     "Answer again using only numbers and names that appear in the tool results."),
     ("analyst/exchange_result", 1, {"call": "load_series(path=x.csv)", "result": "length: 1500"},
      "Tool result of load_series(path=x.csv):\nlength: 1500"),
     ("analyst/exchange_error", 1, {"call": "detect(detector=nope)", "result": "unknown detector"},
@@ -167,8 +167,8 @@ def test_guided_turn_sends_the_moved_texts_exactly(series_file, tmp_path) -> Non
     assert model.calls[4][-1].content == (
         "Now answer the question in plain sentences, without code: Where is the anomaly?\n"
         "Use only the tool results above and quote rows, times, channels and numbers exactly as they were reported. \n"
-        "Your previous answer quoted numbers that no tool reported (99999). "
-        "Answer again using only numbers that appear in the tool results."
+        "Your previous answer quoted numbers or names that no tool reported (99999). "
+        "Answer again using only numbers and names that appear in the tool results."
     )
 
 

@@ -8,6 +8,7 @@ fall back to measured statistics, or warn the reader.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # A number not glued to a preceding digit or decimal point: "10033..10136" gives both ends,
 # "2015-01-26" gives 2015, 01 and 26.
@@ -39,3 +40,15 @@ def invented_numbers(answer: str, *sources: str) -> list[str]:
     for source in sources:
         given |= numbers_in(source)
     return sorted(n for n in numbers_in(answer) - given if not (n.isdigit() and len(n) == 1))
+
+
+def invented_names(answer: str, names: Iterable[str], *sources: str) -> list[str]:
+    """Names from ``names`` (a series' channels) that ``answer`` mentions and none of ``sources`` does.
+
+    A small model asked "which channel deviates" names a plausible channel it never saw in a
+    result; a name counts as mentioned only as a whole word (``cmd1`` is not in ``cmd12``).
+    """
+    def mentions(text: str, name: str) -> bool:
+        return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+    return sorted(n for n in set(names) if mentions(answer, n) and not any(mentions(s, n) for s in sources))

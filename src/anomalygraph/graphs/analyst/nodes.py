@@ -52,7 +52,7 @@ from anomalygraph.graphs.analyst.context import AnalystContext
 from anomalygraph.graphs.analyst.state import AnalystState
 from anomalygraph.graphs.context import context_of as run_context
 from anomalygraph.llm.errors import LLMContextLengthError, StructuredOutputError
-from anomalygraph.llm.grounding import invented_numbers
+from anomalygraph.llm.grounding import invented_names, invented_numbers
 from anomalygraph.llm.messages import text_of
 from anomalygraph.llm.structured import PROMPTS as STRUCTURED_PROMPTS
 from anomalygraph.llm.structured import describe_errors, structured
@@ -576,13 +576,18 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
         text = clean_answer(text_of(reply))
         notes.append("the first answer repeated an earlier one; it was asked again from this question's results only")
     said = [text_of(m) for m in messages]
-    invented = invented_numbers(text, *said) if text else []
+    channels = [c for s in ctx.tool_context().series.values() for c in s.channels]
+
+    def unsupported(answer: str) -> list[str]:
+        return (invented_numbers(answer, *said) + invented_names(answer, channels, *said)) if answer else []
+
+    invented = unsupported(text)
     if invented:
         again = _prompt("respond_invented", instruction=instruction, numbers=", ".join(invented[:5]))
         reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=again)], model.invoke, earlier_turns=earlier_turns)
         text = clean_answer(text_of(reply))
-        invented = invented_numbers(text, *said) if text else []
-        notes.append("the first answer quoted numbers no tool reported; it was asked again"
+        invented = unsupported(text)
+        notes.append("the first answer quoted numbers or names no tool reported; it was asked again"
                      + (f", and still quotes {', '.join(invented[:5])}: check them against the tool results" if invented else ""))
     if not text:
         text = _fallback_answer(state)

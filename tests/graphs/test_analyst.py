@@ -490,15 +490,15 @@ def test_other_questions_and_questions_without_data_use_the_step_planner(series_
 
 
 def test_a_channel_no_tool_reported_is_asked_again(tmp_path):
-    """The file has channels cpu and mem; the model names mem though only cpu was in a result."""
+    """The file has channels cpu1 and mem2; the model names mem2, which no result named."""
     import numpy as np
     import pandas as pd
 
     t = np.arange(300)
     path = tmp_path / "two.csv"
     pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=t.size, freq="1min"),
-                  "cpu": np.sin(t / 5.0), "mem": np.cos(t / 7.0)}).to_csv(path, index=False)
+                  "cpu1": np.sin(t / 5.0), "mem2": np.cos(t / 7.0)}).to_csv(path, index=False)
     model, ctx = make(tmp_path, [step("explain_window"), tool_call("explain_window", {"start": 10, "end": 20}),
-                                 "mem deviates most.", "No channel deviates."])
+                                 "mem2 deviates most.", "No channel deviates."])
     turn = run(ctx, "Which channel deviates in rows 10..20?", file=str(path))
-    assert "(mem)" in model.calls[-1][-1].content and turn.answer == "No channel deviates."
+    assert "(mem2)" in model.calls[-1][-1].content and turn.answer == "No channel deviates."

@@ -32,4 +32,4 @@ def test_channel_names_count_only_as_whole_words_from_the_results():
     assert invented_names("cmd12 deviates most", channels, "top_channel: cmd1") == ["cmd12"]
     assert invented_names("cmd1 deviates most", channels, "top_channel: cmd12") == ["cmd1"]
     assert invented_names("value and machine-1-1 moved", channels, "value: 3 sigma; machine-1-1: 5 sigma") == []
-    assert invented_names("the value rose", channels) == ["value"]
+    assert invented_names("the value rose", channels) == []  # an ordinary word, not checked

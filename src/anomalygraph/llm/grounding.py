@@ -46,9 +46,12 @@ def invented_names(answer: str, names: Iterable[str], *sources: str) -> list[str
     """Names from ``names`` (a series' channels) that ``answer`` mentions and none of ``sources`` does.
 
     A small model asked "which channel deviates" names a plausible channel it never saw in a
-    result; a name counts as mentioned only as a whole word (``cmd1`` is not in ``cmd12``).
+    result; a name counts as mentioned only as a whole word (``cmd1`` is not in ``cmd12``). Only
+    names with a digit, ``_`` or ``-`` are checked: a channel called ``value`` or ``temperature``
+    is also an ordinary word, which an answer may use without naming the channel.
     """
     def mentions(text: str, name: str) -> bool:
         return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
 
-    return sorted(n for n in set(names) if mentions(answer, n) and not any(mentions(s, n) for s in sources))
+    coined = {n for n in names if re.search(r"[\d_-]", n)}
+    return sorted(n for n in coined if mentions(answer, n) and not any(mentions(s, n) for s in sources))

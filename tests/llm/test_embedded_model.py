@@ -214,3 +214,24 @@ def test_server_stops_when_its_process_dies_without_cleanup(tmp_path) -> None:
     else:
         os.kill(pid, 9)
         pytest.fail(f"the orphaned embedded server (pid {pid}) was still running 15 s after its parent died")
+
+
+def test_automatic_tool_choice_calls_a_tool_and_answers_in_text_in_another_turn(embedded_endpoint: str) -> None:
+    """With prompted tool calls the model chooses: a question that needs the file gets a call; a
+    greeting gets plain text (through the server's own handler it could only ever call)."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_core.tools import tool
+
+    @tool
+    def count_rows(path: str) -> int:
+        """Count the rows of a time-series file."""
+        return 0
+
+    model = model_at(embedded_endpoint, max_tokens=96, tool_call_format="prompted").bind_tools([count_rows])
+    system = SystemMessage(content="You answer questions about time-series files. Use a tool when the answer needs a file.")
+    first = model.invoke([system, HumanMessage(content="How many rows does the file data/cpu.csv have?")])
+    assert [c["name"] for c in first.tool_calls] == ["count_rows"], first
+    assert first.tool_calls[0]["args"]["path"].endswith("cpu.csv")
+    second = model.invoke([system, HumanMessage(content="Thank you! Reply with one short friendly sentence.")])
+    assert not second.tool_calls and not second.invalid_tool_calls, second
+    assert len(second.content.split()) >= 3 and "<tool_call>" not in second.content

@@ -142,6 +142,12 @@ class LLMSettings(BaseSettings):
     )
     repair_retries: int = Field(2, ge=0, le=10, description="structured output: repair rounds after the first try")
     seed: int | None = Field(0, description="sampling seed where the server honours one")
+    tool_call_format: Literal["server", "prompted"] = Field(
+        "server",
+        description="automatic tool choice: the server's tool calling, or prompted (tools described in the "
+        "system prompt, the model's own <tool_call> text parsed; for llama.cpp, whose handler cannot answer in "
+        "text when it may call a tool)",
+    )
     script_file: Path | None = Field(
         None, description="scripted provider: a JSON list of replies (a string, or {\"tool_calls\": [...], \"content\": \"\"})"
     )

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import Field
 
 from anomalygraph.core.llm_settings import ModelCapabilities
 from anomalygraph.llm.errors import translate_error
+from anomalygraph.llm.prompted_tools import parse_reply, prompted_messages, wants_prompted
 
 
 class CompatChatOpenAI(ChatOpenAI):  # type: ignore[misc,valid-type]
@@ -23,6 +24,8 @@ class CompatChatOpenAI(ChatOpenAI):  # type: ignore[misc,valid-type]
 
     capabilities: ModelCapabilities
     provider: str = "openai"
+    tool_call_format: Literal["server", "prompted"] = "server"
+    """``prompted``: automatic tool choice through the model's own ``<tool_call>`` text (llm.prompted_tools)."""
     repair_retries: int = 2
     embedded_base_url: str | None = Field(default=None, exclude=True)
     server_log: str | None = Field(default=None, exclude=True)
@@ -50,13 +53,25 @@ class CompatChatOpenAI(ChatOpenAI):  # type: ignore[misc,valid-type]
         return err or exc
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        tools = None
+        if self.tool_call_format == "prompted" and wants_prompted(kwargs):
+            tools = kwargs.pop("tools")
+            kwargs.pop("tool_choice", None)
+            kwargs.pop("parallel_tool_calls", None)
+            messages = prompted_messages(messages, tools)
         try:
-            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+            result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
         except Exception as exc:
             err = self._translated(exc)
             if err is exc:
                 raise
             raise err from exc
+        if tools is not None:
+            names = [t.get("function", t).get("name", "") for t in tools]
+            for gen in result.generations:
+                if isinstance(gen.message, AIMessage):
+                    gen.message = parse_reply(gen.message, names)
+        return result
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
         try:

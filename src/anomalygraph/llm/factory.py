@@ -87,6 +87,7 @@ def get_chat_model(
         capabilities=settings.capabilities,
         provider=settings.provider.value,
         repair_retries=settings.repair_retries,
+        tool_call_format=settings.tool_call_format,
         embedded_base_url=embedded_url,
         server_log=server_log,
         callbacks=[USAGE, *callbacks],

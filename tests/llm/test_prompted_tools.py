@@ -6,7 +6,12 @@ import json
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from anomalygraph.llm.prompted_tools import parse_reply, prompted_messages, tools_text, wants_prompted
+from anomalygraph.llm.prompted_tools import (
+    parse_reply,
+    prompted_messages,
+    tools_text,
+    wants_prompted,
+)
 
 TOOLS = [{"type": "function", "function": {"name": "detect", "description": "Run a detector.",
                                             "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}]

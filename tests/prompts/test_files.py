@@ -58,6 +58,7 @@ CALLERS: dict[str, dict[str, object]] = {
     },
     "diagnosis/interval_data": {"series": "s", "first": 0, "last": 9},
     "llm/chat_system": {},
+    "llm/prompted_tools": {"tools": '{"name": "detect"}'},
     "llm/structured_json": {"schema": "Finding", "json_schema": "{}"},
     "llm/structured_tool": {"schema": "Finding"},
     "llm/structured_repair": {"schema": "Finding", "answer": "x", "problems": "- p", "instruction": "Again."},

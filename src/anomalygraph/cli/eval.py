@@ -71,17 +71,21 @@ def _progress(console: Console) -> Any:
 @app.command("analyst")
 def analyst_cmd(
     subset: Annotated[str, typer.Option("--subset", help="ci (the small CI set) or all.")] = "all",
-    question: Annotated[list[str] | None, typer.Option("--question", "-q", help="Run only this question id (repeatable).")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="validate (default), tune or all: the questions' fixed split, by series; with --subset ci the default is all.")] = None,
+    question: Annotated[list[str] | None, typer.Option("--question", "-q", help="Run only this question id (repeatable), whatever its split.")] = None,
     data: DataOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json, table.md, table.csv.")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=20, help="Tool calls allowed per question.")] = 6,
     tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=20, help="Successful tool calls before answering (default: 1 in guided mode, else no limit).")] = None,
+    planner: Annotated[str, typer.Option("--planner", help="Guided mode: kinds (name the question's kind, run the tools for it) or steps (the model picks each tool).")] = "kinds",
     provider: ProviderOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
     llm_config: LlmConfigOpt = None,
 ) -> None:
     """Ask the analyst agent fixed questions about the real data and score its answers and tool calls.
+
+    Report on the validate split; tune prompts and tools on the tune split (--split tune).
 
     Example: anomalygraph eval analyst --subset ci
     or, with a served model: anomalygraph eval analyst --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
@@ -91,14 +95,21 @@ def analyst_cmd(
 
     if subset not in ("ci", "all"):
         raise ConfigError(f"--subset must be ci or all, got {subset!r}")
+    if split is not None and split not in ("validate", "tune", "all"):
+        raise ConfigError(f"--split must be validate, tune or all, got {split!r}")
+    chosen = split or ("all" if subset == "ci" else "validate")
     root = data_root(data)
-    questions = ev.load_questions(subset=subset, ids=question)  # type: ignore[arg-type]
+    questions = ev.load_questions(subset=subset, split=chosen, ids=question)  # type: ignore[arg-type]
+    if not questions:
+        raise ConfigError(f"no question is in both subset {subset} and split {chosen}")
     settings = model_settings(provider, base_url, model, llm_config)
     console = Console(stderr=True)
     chat_model = _start_model(settings, console)
     name = _slug(str(getattr(chat_model, "model_name", settings.provider.value)))
     label = subset if not question else "selected"
-    out_dir = out or get_settings().output.dir / "evals" / "analyst" / f"{name}-{label}"
+    split_label = chosen if not question else "selected"
+    folder = "selected" if question else "ci" if subset == "ci" and split is None else f"{subset}-{chosen}"
+    out_dir = out or get_settings().output.dir / "evals" / "analyst" / f"{name}-{folder}"
     with _progress(console) as progress:
         task = progress.add_task("analyst eval", total=len(questions))
 
@@ -106,8 +117,8 @@ def analyst_cmd(
             progress.console.print(f"{result.id}: {'correct' if result.correct else 'wrong'} · {result.seconds:.0f} s")
             progress.advance(task)
 
-        report = ev.run_eval(chat_model, root, questions, max_steps=max_steps, tools_per_turn=tools_per_turn, out_dir=out_dir,
-                             subset=label, on_result=done)
+        report = ev.run_eval(chat_model, root, questions, max_steps=max_steps, tools_per_turn=tools_per_turn, planner=planner, out_dir=out_dir,
+                             subset=label, split=split_label, on_result=done)
     paths = ev.write_report(report, out_dir)
     Console().print(Markdown(ev.markdown_table(report)))
     Console().print(f"wrote {paths['markdown']}, {paths['csv']}, {paths['json']}")

@@ -1,5 +1,7 @@
-"""The analyst eval: recipes checked against independent sources, graders on tricky answers, the
-runner and its tables with a scripted model, and (slow) the CI subset with the real embedded model."""
+"""The analyst eval: the question set (kinds, the split by series), recipes checked against
+independent sources, the runner and its tables with a scripted model, the CLI's --split, and
+(slow) the CI subset with the real embedded model. The graders' tables are in
+test_analyst_graders.py, the recipes on the real files in test_analyst_recipes.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from anomalygraph.cli import eval as eval_cli
@@ -20,21 +23,38 @@ from anomalygraph.tools import TOOL_NAMES
 
 
 def q(**kw) -> ev.Question:
-    base = {"id": "x", "path": "f.csv", "question": "?", "recipe": "label_events", "grade": "number", "tools": ["load_series"]}
+    base = {"id": "x", "kind": "count", "split": "tune", "path": "f.csv", "question": "?", "recipe": "label_events",
+            "grade": "number", "tools": ["load_series"]}
     return ev.Question(**{**base, **kw})
 
 
 # ---------------------------------------------------------------- questions
 def test_every_question_computes_its_answer_on_the_real_data(shared_data):
     questions = ev.load_questions()
-    assert len(questions) >= 10 and len({x.id for x in questions}) == len(questions)
+    assert len(questions) >= 40 and len({x.id for x in questions}) == len(questions)
     assert any(x.ci for x in questions)
     assert {x.grade for x in questions} == set(ev.GRADERS)
+    assert {x.kind for x in questions} == set(ev.KINDS)
     for x in questions:
         assert set(x.tools) <= set(TOOL_NAMES), x.id
         text, gold, _ = ev.prepare(x, shared_data)
         assert x.path in text and "{" not in text, x.id
         assert gold.display
+
+
+def test_the_split_is_by_series_and_balanced_across_kinds():
+    questions = ev.load_questions()
+    splits_of: dict[str, set[str]] = {}
+    for x in questions:
+        splits_of.setdefault(x.path, set()).add(x.split)
+    assert not [path for path, splits in splits_of.items() if len(splits) > 1], "a series has questions in both splits"
+    for kind in ev.KINDS:
+        counts = {split: sum(x.kind == kind and x.split == split for x in questions) for split in ev.SPLITS}
+        assert min(counts.values()) >= 2 and max(counts.values()) - min(counts.values()) <= 1, (kind, counts)
+    tune, validate = ev.load_questions(split="tune"), ev.load_questions(split="validate")
+    assert len(tune) + len(validate) == len(questions) and {x.split for x in validate} == {"validate"}
+    ci = ev.load_questions(subset="ci")
+    assert 1 <= len(ci) <= 4 and ci == ev.load_questions(subset="ci", split="validate")  # CI questions are validate ones
 
 
 def test_label_counts_match_the_nab_windows_file(shared_data):
@@ -142,7 +162,8 @@ def test_channel_grader(answer, gold, correct, tmp_path):
 
 # ------------------------------------------------------------------- runner
 def scripted_pair():
-    """A scripted model: right about nyc_taxi via load_series; a bad call, then a wrong channel for T-5."""
+    """A scripted model: right about nyc_taxi via load_series; a bad call, then a wrong channel for T-5
+    (twice: the grounding check asks again when an answer names a channel no tool result named)."""
     return ScriptedChatModel(script=[
         tool_call("NextAction", {"action": "load_series"}),
         "NAB/data/realKnownCause/nyc_taxi.csv has 5 labelled anomaly windows.",
@@ -151,12 +172,13 @@ def scripted_pair():
         tool_call("NextAction", {"action": "explain_window"}),
         tool_call("explain_window", {"start": 3472, "end": 3497}),
         "cmd12 deviates most.",
+        "cmd12 deviates most.",
     ])
 
 
 def test_run_eval_scores_answers_and_tool_calls_and_writes_tables(shared_data, tmp_path):
     questions = ev.load_questions(ids=["nab_taxi_events", "msl_t5_top_channel"])
-    report = ev.run_eval(scripted_pair(), shared_data, questions, out_dir=tmp_path, subset="selected")
+    report = ev.run_eval(scripted_pair(), shared_data, questions, out_dir=tmp_path, subset="selected", planner="steps")
     first, second = report.results
     assert first.correct and first.tool_calls == 1 and first.valid_calls == 1 and first.expected_tool_used
     assert not second.correct and second.grade_reason.startswith("wrong channel")
@@ -166,8 +188,11 @@ def test_run_eval_scores_answers_and_tool_calls_and_writes_tables(shared_data, t
     assert report.strategy == "guided" and "analyst/system@v1" in report.prompt_versions
     paths = ev.write_report(report, tmp_path)
     table = paths["markdown"].read_text()
-    assert "**Accuracy 50%**" in table and "| nab_taxi_events | 5 |" in table
-    assert len(paths["csv"].read_text().splitlines()) == 3
+    assert "**Accuracy 50%**" in table and "| nab_taxi_events | count | 5 |" in table
+    assert report.per_kind["count"].accuracy == 1.0 and report.per_kind["channel"].accuracy == 0.0
+    assert report.per_kind["channel"].tool_call_validity == 0.5 and list(report.per_kind) == ["count", "channel"]
+    assert "| channel | 1 | 0 | 0% | 50% |" in table
+    assert len(paths["csv"].read_text().splitlines()) == 3 and paths["csv"].read_text().startswith("id,kind,split,")
     assert ev.EvalReport.model_validate_json(paths["json"].read_text()).n_questions == 2
 
 
@@ -178,16 +203,95 @@ def test_cli_runs_selected_questions_with_the_configured_model(shared_data, tmp_
     app = typer.Typer()
     app.add_typer(eval_cli.app, name="eval")
     result = CliRunner().invoke(app, [
-        "eval", "analyst", "--data", str(shared_data), "--out", str(tmp_path / "out"),
+        "eval", "analyst", "--planner", "steps", "--data", str(shared_data), "--out", str(tmp_path / "out"),
         "-q", "nab_taxi_events", "-q", "msl_t5_top_channel",
     ])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "table.md").exists() and "Accuracy 50%" in result.output
 
 
+@pytest.fixture
+def recorded_eval(monkeypatch):
+    """``run_eval`` replaced by a recorder: which questions and split the CLI chose, no model run."""
+    from anomalygraph.llm import factory
+
+    calls: list[dict] = []
+
+    def fake(model, data_root, questions, **kwargs):
+        calls.append({"ids": [x.id for x in questions], "splits": {x.split for x in questions}, **kwargs})
+        return ev.EvalReport(model="fake", provider="scripted", strategy="guided", subset=kwargs["subset"], split=kwargs["split"],
+                             max_steps=6, tools_per_turn=1, n_questions=0, accuracy=0.0, tool_call_validity=None,
+                             expected_tool_rate=0.0, mean_seconds=0.0, total_seconds=0.0, prompt_versions=[], created="now",
+                             results=[])
+
+    monkeypatch.setattr(factory, "get_chat_model", lambda settings=None: ScriptedChatModel(script=["unused"]))
+    monkeypatch.setattr(ev, "run_eval", fake)
+    return calls
+
+
+@pytest.mark.parametrize(("args", "split", "n_splits"), [
+    ([], "validate", {"validate"}),
+    (["--split", "tune"], "tune", {"tune"}),
+    (["--split", "all"], "all", {"tune", "validate"}),
+    (["--subset", "ci"], "all", {"validate"}),  # the CI questions, whatever their split
+    (["-q", "ucr_bleeding_where", "-q", "nab_taxi_events"], "selected", {"tune", "validate"}),
+])
+def test_cli_split_option_chooses_the_questions(recorded_eval, shared_data, tmp_path, args, split, n_splits):
+    app = typer.Typer()
+    app.add_typer(eval_cli.app, name="eval")
+    result = CliRunner().invoke(app, ["eval", "analyst", "--data", str(shared_data), "--out", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    [call] = recorded_eval
+    assert call["split"] == split and call["splits"] == n_splits
+    if split in ("validate", "tune"):
+        assert call["ids"] == [x.id for x in ev.load_questions(split=split)]
+    assert f"of the {split} split" in " ".join(result.output.split())  # the table, as rich renders it
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["eval", "analyst", "--split", "test"], "--split must be validate, tune or all"),
+    (["eval", "analyst", "--subset", "ci", "--split", "tune"], "no question is in both subset ci and split tune"),
+])
+def test_cli_bad_split_is_a_one_line_error(recorded_eval, shared_data, argv, message, capsys):
+    from anomalygraph.cli.main import main
+
+    assert main([*argv, "--data", str(shared_data)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not recorded_eval
+
+
+def test_cli_reports_the_split_it_ran(shared_data, tmp_path, monkeypatch):
+    """The CI question of the validate split, end to end with a scripted model: the report names the split."""
+    from anomalygraph.llm import factory
+
+    script = [tool_call("NextAction", {"action": "load_series"}), "It has 5 labelled anomaly windows."]
+    monkeypatch.setattr(factory, "get_chat_model", lambda settings=None: ScriptedChatModel(script=script))
+    app = typer.Typer()
+    app.add_typer(eval_cli.app, name="eval")
+    result = CliRunner().invoke(app, ["eval", "analyst", "--planner", "steps", "--subset", "ci", "--split", "validate",
+                                      "--data", str(shared_data), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = ev.EvalReport.model_validate_json((tmp_path / "results.json").read_text())
+    assert report.split == "validate" and report.subset == "ci" and report.accuracy == 1.0
+    assert report.per_kind["count"].n == 1 and report.results[0].split == "validate"
+    assert "**validate** split" in (tmp_path / "table.md").read_text()
+
+
 def test_unknown_question_and_bad_subset_are_config_errors():
     with pytest.raises(ConfigError, match="no question"):
         ev.load_questions(ids=["nope"])
+    with pytest.raises(ConfigError, match="split must be tune, validate or all"):
+        ev.load_questions(split="test")  # type: ignore[arg-type]
+
+
+
+def test_a_series_in_both_splits_is_refused(tmp_path):
+    entry = {"kind": "count", "path": "a.csv", "question": "?", "recipe": "label_events", "grade": "number", "tools": ["load_series"]}
+    questions = [{**entry, "id": "one", "split": "tune"}, {**entry, "id": "two", "split": "validate"}]
+    path = tmp_path / "q.yaml"
+    path.write_text(yaml.safe_dump({"version": 2, "questions": questions}))
+    with pytest.raises(ConfigError, match=r"\['a.csv'\] have questions in both splits"):
+        ev.load_questions(path)
     assert [x.id for x in ev.load_questions(subset="ci")] == [x.id for x in ev.load_questions() if x.ci]
 
 

@@ -1,50 +1,74 @@
 """Analyst agent eval: fixed questions about the real data, scored for tool-call validity and answer
 correctness.
 
-Answers are never stored: each question names a *recipe* that computes its answer from the
-file's labels and statistics when the eval runs (how many labelled windows, the sampling step,
-the autocorrelation period, the day of the labelled window that deviates most, the channel
-that deviates most in a labelled interval), and a *grader* that reads the agent's free text
-(numbers, durations, ISO days, row ranges, channel names), refusing hedged answers that list
-many candidates. Tool-call validity is the share of the calls the model made that ran: valid
-arguments, a known tool, accepted by the tool.
+Answers are never stored: each question names a *recipe* (``analyst_recipes``) that computes
+its answer from the file's labels and raw values when the eval runs, and a *grader*
+(``analyst_graders``) that reads the agent's free text: numbers, durations, days, row ranges,
+channels, detectors and shapes as people write them, refusing hedged answers that list many
+candidates. Each question has a ``kind`` (count, time, rows, channel, detector, sampling,
+explanation) and a fixed ``split``: ``tune`` questions are for working on prompts and tools,
+``validate`` ones for reporting; the split is by series (no file has questions in both) and
+balanced across kinds. Tool-call validity is the share of the calls the model made that ran:
+valid arguments, a known tool, accepted by the tool.
 
-``anomalygraph eval analyst`` runs it with the embedded model (``--subset ci`` is the small
-set CI runs) or with any served model (``--provider vllm --base-url ... --model ...``), and
-writes ``results.json``, ``table.md`` and ``table.csv``.
+``anomalygraph eval analyst`` runs the validate split by default (``--split tune|all``;
+``--subset ci`` is the small set CI runs) with the embedded model or any served model
+(``--provider vllm --base-url ... --model ...``), and writes ``results.json``, ``table.md`` and
+``table.csv``: accuracy overall and per kind, tool-call validity, time per question.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-import numpy as np
-import pandas as pd
 import yaml
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataError
-from anomalygraph.core.intervals import mask_to_intervals
-from anomalygraph.core.stats import median_sigma
 from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
+from anomalygraph.evals.agents import analyst_graders as graders
+from anomalygraph.evals.agents.analyst_graders import (  # noqa: F401 (the eval's public names)
+    GRADERS,
+    Grade,
+    channels_in,
+    days_in,
+    durations_in,
+    numbers_in,
+    rows_in,
+)
+from anomalygraph.evals.agents.analyst_recipes import (  # noqa: F401 (the eval's public names)
+    RECIPES,
+    Gold,
+    anomaly_shape,
+    autocorrelation,
+    channel_count,
+    detectors_flagging,
+    dominant_period,
+    label_events,
+    labelled_point_day,
+    labelled_rows,
+    largest_labelled_day,
+    row_count,
+    sampling_interval,
+    top_deviating_channel,
+)
 from anomalygraph.llm.factory import model_name
 
 QUESTIONS_FILE = Path(__file__).with_name("analyst_questions.yaml")
-GradeKind = Literal["number", "duration", "day", "rows", "channel"]
-MAX_NUMBERS = 5  # more distinct candidate numbers than this is a hedge, not an answer
-MAX_DAYS = 2
-MAX_CHANNELS = 3
-MAX_ROW_NUMBERS = 8
+GradeKind = Literal["number", "duration", "day", "rows", "channel", "detectors", "shape"]
+Kind = Literal["count", "time", "rows", "channel", "detector", "sampling", "explanation"]
+KINDS: tuple[str, ...] = get_args(Kind)
+Split = Literal["tune", "validate"]
+SPLITS: tuple[str, ...] = get_args(Split)
 
 
 class Question(BaseModel):
@@ -53,6 +77,8 @@ class Question(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     path: str = Field(description="file path relative to the data root")
     question: str = Field(description="template; {path} and the recipe's fields are filled in")
+    kind: Kind = Field(description="what the question asks for; the report scores each kind")
+    split: Split = Field(description="tune (for prompt and tool work) or validate (for reporting); fixed per series")
     recipe: str
     grade: GradeKind
     params: dict[str, Any] = Field(default_factory=dict)
@@ -68,28 +94,12 @@ class QuestionSet(BaseModel):
     questions: list[Question]
 
 
-class Gold(BaseModel):
-    """The answer a recipe computed, and the values the question template needs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    value: int | float | str | list[int]
-    display: str
-    fields: dict[str, Any] = Field(default_factory=dict)
-
-
-class Grade(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    correct: bool
-    reason: str
-    found: list[str] = Field(default_factory=list)
-
-
 class QuestionResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
+    kind: str = ""
+    split: str = ""
     question: str
     gold: str
     answer: str | None
@@ -108,6 +118,18 @@ class QuestionResult(BaseModel):
     error: str | None = None
 
 
+class KindScore(BaseModel):
+    """One kind of question's share of the report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    correct: int
+    accuracy: float
+    tool_call_validity: float | None
+    mean_seconds: float
+
+
 class EvalReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,10 +137,12 @@ class EvalReport(BaseModel):
     provider: str
     strategy: str
     subset: str
+    split: str = Field("all", description="validate, tune, all, or selected (questions picked by id)")
     max_steps: int
     tools_per_turn: int
     n_questions: int
     accuracy: float
+    per_kind: dict[str, KindScore] = Field(default_factory=dict)
     tool_call_validity: float | None
     expected_tool_rate: float
     mean_seconds: float
@@ -128,207 +152,19 @@ class EvalReport(BaseModel):
     results: list[QuestionResult]
 
 
-# ------------------------------------------------------------------ recipes
-def _events(series: TimeSeries) -> list[tuple[int, int]]:
-    return [] if series.labels is None else list(mask_to_intervals(series.labels.astype(bool)))
-
-
-def _event(series: TimeSeries, q: Question) -> tuple[int, int]:
-    events = _events(series)
-    k = int(q.params.get("event", 0))
-    if not 0 <= k < len(events):
-        raise ConfigError(f"question {q.id}: {q.path} has {len(events)} labelled event(s); event {k} does not exist")
-    return events[k]
-
-
-def label_events(path: Path, series: TimeSeries, q: Question) -> Gold:
-    n = len(_events(series))
-    return Gold(value=n, display=str(n))
-
-
-def row_count(path: Path, series: TimeSeries, q: Question) -> Gold:
-    if path.suffix.lower() != ".csv":
-        raise ConfigError(f"question {q.id}: row_count reads CSV files, not {path.suffix}")
-    n = len(pd.read_csv(path))
-    return Gold(value=n, display=str(n))
-
-
-def sampling_interval(path: Path, series: TimeSeries, q: Question) -> Gold:
-    frame = pd.read_csv(path)
-    column = next((c for c in frame.columns if "time" in c.lower()), None)
-    if column is None:
-        raise ConfigError(f"question {q.id}: {path} has no timestamp column")
-    step = pd.to_datetime(frame[column]).diff().median()
-    seconds = float(step.total_seconds())
-    return Gold(value=seconds, display=f"{seconds:g} s ({step})")
-
-
-def autocorrelation(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64) - float(np.mean(x))
-    n = len(x)
-    spectrum = np.fft.rfft(x, 2 * n)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
-    return acf / acf[0] if acf[0] > 0 else acf
-
-
-def dominant_period(path: Path, series: TimeSeries, q: Question) -> Gold:
-    """The lag of the highest local maximum of the autocorrelation, between 4 rows and a third of the series."""
-    acf = autocorrelation(series.values[:, 0])
-    lo, hi = 4, len(acf) // 3
-    seg = acf[lo:hi]
-    peaks = [i for i in range(1, len(seg) - 1) if seg[i] >= seg[i - 1] and seg[i] >= seg[i + 1]]
-    if not peaks:
-        raise ConfigError(f"question {q.id}: {q.path} has no autocorrelation peak")
-    best = max(peaks, key=lambda i: seg[i]) + lo
-    return Gold(value=int(best), display=f"{best} rows (autocorrelation {acf[best]:.2f})")
-
-
-def largest_labelled_day(path: Path, series: TimeSeries, q: Question) -> Gold:
-    """The day of the peak of the labelled window whose values stray furthest from the unlabelled rows
-    (robust z: distance to their median over 1.4826 MAD)."""
-    if series.timestamps is None:
-        raise ConfigError(f"question {q.id}: {q.path} has no timestamps, so no day")
-    events = _events(series)
-    if not events:
-        raise ConfigError(f"question {q.id}: {q.path} has no labelled anomaly")
-    x = series.values[:, 0].astype(np.float64)
-    normal = ~series.labels.astype(bool)
-    median, sigma = median_sigma(x[normal])
-    sigma = sigma or float(x[normal].std()) or 1.0
-    best = max(((float(np.max(np.abs(x[a : b + 1] - median))) / sigma, a + int(np.argmax(np.abs(x[a : b + 1] - median))))
-                for a, b in events))
-    day = str(pd.Timestamp(series.timestamps[best[1]]).date())
-    return Gold(value=day, display=f"{day} ({best[0]:.1f} robust sigmas)")
-
-
-def labelled_rows(path: Path, series: TimeSeries, q: Question) -> Gold:
-    start, end = _event(series, q)
-    return Gold(value=[start, end], display=f"rows {start}..{end}", fields={"start": start, "end": end})
-
-
-def top_deviating_channel(path: Path, series: TimeSeries, q: Question) -> Gold:
-    """The channel whose values in the labelled interval stray furthest from the rows around it
-    (5x the interval, at least 100 rows, each side), in robust sigmas of those rows."""
-    start, end = _event(series, q)
-    reach = max(5 * (end - start + 1), 100)
-    lo, hi = max(0, start - reach), min(series.length, end + 1 + reach)
-    around = np.r_[lo:start, end + 1 : hi]
-    scores = {}
-    for j, name in enumerate(series.channels):
-        x = series.values[:, j].astype(np.float64)
-        if x.std() == 0:
-            continue
-        median, sigma = median_sigma(x[around])
-        sigma = max(sigma, 0.1 * float(x.std()))
-        scores[name] = float(np.max(np.abs(x[start : end + 1] - median))) / sigma
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    (top, z), runner = ranked[0], ranked[1] if len(ranked) > 1 else ("-", 0.0)
-    return Gold(value=top, display=f"{top} ({z:.0f} sigma; next {runner[0]} {runner[1]:.0f})",
-                fields={"start": start, "end": end})
-
-
-RECIPES: dict[str, Callable[[Path, TimeSeries, Question], Gold]] = {
-    f.__name__: f
-    for f in (label_events, row_count, sampling_interval, dominant_period, largest_labelled_day, labelled_rows,
-              top_deviating_channel)
-}
-
-
 # ------------------------------------------------------------------ graders
-_DATE = re.compile(r"\b(\d{4})[-/](\d{2})[-/](\d{2})\b")
-_CLOCK = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?\b")
-_PATHLIKE = re.compile(r"\S*[/_\\]\S*|\S+\.(?:csv|tsv|npy|txt|parquet|pq|png)\b", re.IGNORECASE)
-_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
-_WORDS = {w: i for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
-)}
-_UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60,
-          "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400,
-          "days": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*-?\s*(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
-
-
-def _plain(text: str) -> str:
-    """The answer without file paths, dates and clock times, whose digits are not answers."""
-    return _CLOCK.sub(" ", _DATE.sub(" ", _PATHLIKE.sub(" ", text)))
-
-
-def numbers_in(text: str) -> list[float]:
-    found = [float(m.replace(",", "")) for m in _NUMBER.findall(_plain(text))]
-    words = [float(_WORDS[w]) for w in re.findall(r"[a-z]+", text.lower()) if w in _WORDS]
-    if not found and not words and re.search(r"\b(no|none)\b", text.lower()):
-        return [0.0]
-    return list(dict.fromkeys(found + words))
-
-
-def durations_in(text: str) -> list[float]:
-    out = [float(v) * _UNITS[u.lower()] for v, u in _DURATION.findall(_PATHLIKE.sub(" ", text))]
-    for h, m, s in _CLOCK.findall(text):
-        out.append(int(h) * 3600 + int(m) * 60 + int(s or 0))
-    lower = text.lower()
-    if re.search(r"half[- ]an[- ]hour|half[- ]hour", lower):
-        out.append(1800.0)
-    if re.search(r"\bhourly\b|\bevery hour\b", lower):
-        out.append(3600.0)
-    if re.search(r"\bevery minute\b", lower):
-        out.append(60.0)
-    return list(dict.fromkeys(out))
-
-
-def channels_in(text: str, channels: list[str]) -> list[str]:
-    """Channel names the answer mentions; a plain word (``value``) only when quoted or called a channel."""
-    found = []
-    for name in channels:
-        word = re.escape(name)
-        if re.search(r"\d", name):
-            hit = re.search(rf"(?<![\w-]){word}(?![\w-])", text, re.IGNORECASE)
-        else:
-            hit = re.search(rf"['\"`*]{word}['\"`*]|\b{word}\s+(?:channel|column)\b|\b(?:channel|column)\s+['\"`]?{word}\b",
-                            text, re.IGNORECASE)
-        if hit:
-            found.append(name)
-    return found
-
-
-def grade(answer: str | None, q: Question, gold: Gold, series: TimeSeries) -> Grade:
-    if not answer or not answer.strip():
-        return Grade(correct=False, reason="no answer")
-    if q.grade in ("number", "duration"):
-        found = numbers_in(answer) if q.grade == "number" else durations_in(answer)
-        target = float(gold.value)  # type: ignore[arg-type]
-        tol = max(q.tolerance * abs(target), 0.5 if q.grade == "number" else 0.01 * abs(target))
-        if q.grade == "number" and len(found) > MAX_NUMBERS:
-            return Grade(correct=False, reason=f"hedged: {len(found)} numbers", found=[f"{v:g}" for v in found])
-        hit = any(abs(v - target) <= tol for v in found)
-        return Grade(correct=hit, reason="match" if hit else ("nothing to read" if not found else "wrong value"),
-                     found=[f"{v:g}" for v in found])
-    if q.grade == "day":
-        days = list(dict.fromkeys("-".join(m) for m in _DATE.findall(answer)))
-        if len(days) > MAX_DAYS:
-            return Grade(correct=False, reason=f"hedged: {len(days)} days", found=days)
-        hit = gold.value in days
-        return Grade(correct=hit, reason="match" if hit else ("no day given" if not days else "wrong day"), found=days)
-    if q.grade == "rows":
-        start, end = gold.value  # type: ignore[misc]
-        tol = max(q.tolerance, end - start + 1)
-        rows = [int(v) for v in numbers_in(answer) if v >= 10 and float(v).is_integer()]
-        if len(rows) > MAX_ROW_NUMBERS:
-            return Grade(correct=False, reason=f"hedged: {len(rows)} row numbers", found=[str(r) for r in rows])
-        hit = any(start - tol <= r <= end + tol for r in rows)
-        return Grade(correct=hit, reason="match" if hit else ("no rows given" if not rows else "wrong rows"),
-                     found=[str(r) for r in rows])
-    named = channels_in(answer, series.channels)
-    if len(named) > MAX_CHANNELS:
-        return Grade(correct=False, reason=f"hedged: {len(named)} channels", found=named)
-    hit = gold.value in named
-    return Grade(correct=hit, reason="match" if hit else ("no channel named" if not named else "wrong channel"), found=named)
-
-
-GRADERS = ("number", "duration", "day", "rows", "channel")
+def grade(answer: str | None, q: Question, gold: Gold, series: TimeSeries | Any) -> Grade:
+    """``q``'s grader on ``answer`` against ``gold`` (``series`` gives the channel names)."""
+    return graders.grade(answer, q, gold.value, list(getattr(series, "channels", None) or []))
 
 
 # ------------------------------------------------------------------- runner
-def load_questions(path: Path | None = None, *, subset: Literal["ci", "all"] = "all", ids: list[str] | None = None) -> list[Question]:
+def load_questions(path: Path | None = None, *, subset: Literal["ci", "all"] = "all",
+                   split: Literal["tune", "validate", "all"] = "all", ids: list[str] | None = None) -> list[Question]:
+    """The questions of ``split`` (``all``: both) and ``subset`` (``ci``: the CI ones); ``ids``
+    picks questions by id, whatever their split and subset."""
+    if split not in (*SPLITS, "all"):
+        raise ConfigError(f"split must be tune, validate or all, got {split!r}")
     path = path or QUESTIONS_FILE
     try:
         data = QuestionSet.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
@@ -339,7 +175,17 @@ def load_questions(path: Path | None = None, *, subset: Literal["ci", "all"] = "
     unknown = [q.recipe for q in data.questions if q.recipe not in RECIPES]
     if unknown:
         raise ConfigError(f"{path}: unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
-    questions = [q for q in data.questions if subset == "all" or q.ci]
+    ids_seen = [q.id for q in data.questions]
+    twice = sorted({i for i in ids_seen if ids_seen.count(i) > 1})
+    if twice:
+        raise ConfigError(f"{path}: question id(s) {twice} appear more than once")
+    split_of: dict[str, set[str]] = {}
+    for q in data.questions:
+        split_of.setdefault(q.path, set()).add(q.split)
+    mixed = sorted(f for f, splits in split_of.items() if len(splits) > 1)
+    if mixed:
+        raise ConfigError(f"{path}: the split is by series, but {mixed} have questions in both splits")
+    questions = [q for q in data.questions if (subset == "all" or q.ci) and (split == "all" or q.split == split)]
     if ids:
         missing = sorted(set(ids) - {q.id for q in data.questions})
         if missing:
@@ -363,7 +209,7 @@ def prepare(q: Question, data_root: Path) -> tuple[str, Gold, TimeSeries]:
 
 
 def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: int, plots_dir: Path,
-            tools_per_turn: int | None = None) -> QuestionResult:
+            tools_per_turn: int | None = None, planner: str = "kinds") -> QuestionResult:
     from langgraph.checkpoint.memory import InMemorySaver
 
     from anomalygraph.agents.analyst.view import render_call
@@ -372,7 +218,7 @@ def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: in
 
     text, gold, series = prepare(q, data_root)
     context = AnalystContext(model=model, data_roots=[str(data_root)], output_dir=str(plots_dir),
-                             max_steps=max_steps, tools_per_turn=tools_per_turn)
+                             max_steps=max_steps, tools_per_turn=tools_per_turn, planner=planner)  # type: ignore[arg-type]
     usage = UsageLogger()
     started = time.perf_counter()
     error = None
@@ -388,7 +234,7 @@ def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: in
     made = sum(c.outcome != "not_run" for c in calls)
     valid = sum(c.outcome == "ok" for c in calls)
     return QuestionResult(
-        id=q.id, question=text, gold=gold.display, answer=answer, correct=verdict.correct,
+        id=q.id, kind=q.kind, split=q.split, question=text, gold=gold.display, answer=answer, correct=verdict.correct,
         grade_reason=verdict.reason + (f" (read: {', '.join(verdict.found[:6])})" if verdict.found else ""),
         tool_calls=made, valid_calls=valid, validity=round(valid / made, 3) if made else None,
         expected_tool_used=any(c.outcome == "ok" and c.name in q.tools for c in calls),
@@ -406,8 +252,10 @@ def run_eval(
     *,
     max_steps: int = 6,
     tools_per_turn: int | None = None,
+    planner: str = "kinds",
     out_dir: Path,
     subset: str = "all",
+    split: str = "all",
     on_result: Callable[[QuestionResult], None] | None = None,
 ) -> EvalReport:
     from anomalygraph.graphs.analyst import PROMPTS, AnalystContext
@@ -418,7 +266,8 @@ def run_eval(
         raise ConfigError("no questions selected")
     results = []
     for q in questions:
-        result = ask_one(model, q, data_root, max_steps=max_steps, plots_dir=out_dir / "plots", tools_per_turn=tools_per_turn)
+        result = ask_one(model, q, data_root, max_steps=max_steps, plots_dir=out_dir / "plots", tools_per_turn=tools_per_turn,
+                         planner=planner)
         results.append(result)
         if on_result:
             on_result(result)
@@ -429,8 +278,9 @@ def run_eval(
         model=model_name(model),
         provider=str(getattr(model, "provider", None) or "unknown"),
         strategy=probe.resolved_strategy() if caps is not None else "guided",
-        subset=subset, max_steps=max_steps, tools_per_turn=probe.answer_after(), n_questions=len(results),
+        subset=subset, split=split, max_steps=max_steps, tools_per_turn=probe.answer_after(), n_questions=len(results),
         accuracy=round(sum(r.correct for r in results) / len(results), 3),
+        per_kind=per_kind(results),
         tool_call_validity=round(sum(r.valid_calls for r in results) / made, 3) if made else None,
         expected_tool_rate=round(sum(r.expected_tool_used for r in results) / len(results), 3),
         mean_seconds=round(sum(r.seconds for r in results) / len(results), 1),
@@ -440,6 +290,20 @@ def run_eval(
         results=results,
     )
     return report
+
+
+def per_kind(results: list[QuestionResult]) -> dict[str, KindScore]:
+    """Accuracy, tool-call validity and time of each kind of question, in the order of ``KINDS``."""
+    out = {}
+    for kind in sorted({r.kind for r in results}, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS)):
+        rs = [r for r in results if r.kind == kind]
+        made = sum(r.tool_calls for r in rs)
+        out[kind] = KindScore(
+            n=len(rs), correct=sum(r.correct for r in rs), accuracy=round(sum(r.correct for r in rs) / len(rs), 3),
+            tool_call_validity=round(sum(r.valid_calls for r in rs) / made, 3) if made else None,
+            mean_seconds=round(sum(r.seconds for r in rs) / len(rs), 1),
+        )
+    return out
 
 
 def _cell(text: str | None, limit: int = 90) -> str:
@@ -452,19 +316,26 @@ def markdown_table(report: EvalReport) -> str:
     lines = [
         f"# Analyst eval: {report.model} ({report.provider}, {report.strategy} tool choice)",
         "",
-        f"{report.n_questions} question(s), subset `{report.subset}`, at most {report.max_steps} tool calls each "
+        f"{report.n_questions} question(s) of the **{report.split}** split"
+        f"{'' if report.split in ('all', 'selected') else ' (tune: for prompt and tool work; validate: for reporting)'}, "
+        f"subset `{report.subset}`, at most {report.max_steps} tool calls each "
         f"(answering after {report.tools_per_turn} successful one(s)); "
         f"prompts {', '.join(report.prompt_versions)}; {report.created}.",
         "",
         f"**Accuracy {report.accuracy:.0%}** · tool-call validity {validity} · expected tool used "
         f"{report.expected_tool_rate:.0%} · {report.mean_seconds:.1f} s per question ({report.total_seconds:.0f} s in all)",
         "",
-        *table_lines(["question", "gold", "answer", "correct", "calls (valid)", "expected tool", "s", "model calls"]),
+        *table_lines(["kind", "questions", "correct", "accuracy", "tool-call validity", "s per question"]),
+        *(md_row([kind, k.n, k.correct, f"{k.accuracy:.0%}",
+                  "n/a" if k.tool_call_validity is None else f"{k.tool_call_validity:.0%}", f"{k.mean_seconds:.1f}"])
+          for kind, k in report.per_kind.items()),
+        "",
+        *table_lines(["question", "kind", "gold", "answer", "correct", "calls (valid)", "expected tool", "s", "model calls"]),
     ]
     for r in report.results:
         answer = r.error or r.answer
         lines.append(md_row([
-            r.id, _cell(r.gold, 40), _cell(answer), f"{'yes' if r.correct else 'no'} ({_cell(r.grade_reason, 40)})",
+            r.id, r.kind, _cell(r.gold, 40), _cell(answer), f"{'yes' if r.correct else 'no'} ({_cell(r.grade_reason, 40)})",
             f"{r.tool_calls} ({r.valid_calls}){' budget' if r.budget_hit else ''}", "yes" if r.expected_tool_used else "no",
             f"{r.seconds:.1f}", r.model_calls,
         ]))
@@ -477,7 +348,7 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
     paths["json"].write_text(report.model_dump_json(indent=2))
     paths["markdown"].write_text(markdown_table(report))
     with paths["csv"].open("w", newline="") as fh:
-        fields = ["id", "gold", "answer", "correct", "grade_reason", "tool_calls", "valid_calls", "validity",
+        fields = ["id", "kind", "split", "gold", "answer", "correct", "grade_reason", "tool_calls", "valid_calls", "validity",
                   "expected_tool_used", "budget_hit", "seconds", "model_calls", "input_tokens", "output_tokens", "error"]
         writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()

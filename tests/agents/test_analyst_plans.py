@@ -13,7 +13,6 @@ from anomalygraph.agents.analyst.plans import (
     plan_for,
     planned_args,
     rows_in,
-    skip_detect_when_rows_given,
 )
 from anomalygraph.tools import TOOL_NAMES
 
@@ -41,9 +40,8 @@ def test_every_kind_has_a_plan_of_real_tools_and_a_schema_choice():
 
 
 def test_rows_in_the_question_replace_the_search_for_them():
-    plan = plan_for("channel", list(TOOL_NAMES))
-    assert skip_detect_when_rows_given(plan, "Rows 5..9: which channel?") == ["explain_window"]
-    assert skip_detect_when_rows_given(plan, "Which channel deviates?") == ["detect", "explain_window"]
+    assert plan_for("channel", list(TOOL_NAMES), "Rows 5..9: which channel?") == ["explain_window"]
+    assert plan_for("channel", list(TOOL_NAMES), "Which channel deviates?") == ["detect", "explain_window"]
 
 
 def test_explain_window_takes_the_question_rows_else_the_interval_just_found():

@@ -19,6 +19,7 @@ from langchain_core.runnables import Runnable, RunnableBinding
 from anomalygraph.core.errors import ConfigError
 from anomalygraph.core.llm_settings import (
     CAPABILITIES_KEY,
+    CAPABILITY_PRESETS,
     LLMSettings,
     ModelCapabilities,
     Provider,
@@ -102,6 +103,12 @@ def model_name(model: Any) -> str:
         if isinstance(value, str) and value:
             return value
     return type(model).__name__
+
+
+def capabilities_or_text_only(model: Runnable | BaseChatModel) -> ModelCapabilities:
+    """The declared capabilities, or, when none were declared, those of an unknown OpenAI-compatible
+    server without vision: plots then go to the model as text."""
+    return capabilities_of(model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
 
 
 def capabilities_of(model: Runnable | BaseChatModel) -> ModelCapabilities | None:

@@ -9,6 +9,7 @@ render list content literally.
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def text_of(message: BaseMessage) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+
+
+def new_call_id() -> str:
+    """An id for a tool call the agent makes or repairs itself (OpenAI-style ``call_...``)."""
+    return f"call_{uuid.uuid4().hex[:12]}"
 
 
 def read_png(image: bytes | str | Path) -> bytes:

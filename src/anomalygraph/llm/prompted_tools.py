@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.tool import invalid_tool_call
 
+from anomalygraph.llm.messages import new_call_id, text_of
 from anomalygraph.prompts import load_prompt
 
 PROMPT = "llm/prompted_tools"
@@ -40,19 +40,12 @@ def tools_text(tools: Sequence[dict[str, Any]]) -> str:
     return load_prompt(PROMPT).render(tools="\n".join(lines))
 
 
-def _text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-
-
 def prompted_messages(messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]]) -> list[BaseMessage]:
     """``messages`` with the tools in the system message and tool exchanges written as text."""
     block = tools_text(tools)
     out: list[BaseMessage] = []
     if messages and isinstance(messages[0], SystemMessage):
-        out.append(SystemMessage(content=f"{_text(messages[0])}\n\n{block}"))
+        out.append(SystemMessage(content=f"{text_of(messages[0])}\n\n{block}"))
         rest = messages[1:]
     else:
         out.append(SystemMessage(content=block))
@@ -63,9 +56,9 @@ def prompted_messages(messages: Sequence[BaseMessage], tools: Sequence[dict[str,
                 f"<tool_call>\n{json.dumps({'name': c['name'], 'arguments': c.get('args') or {}}, ensure_ascii=False)}\n</tool_call>"
                 for c in m.tool_calls
             )
-            out.append(AIMessage(content=f"{_text(m)}\n{calls}".strip()))
+            out.append(AIMessage(content=f"{text_of(m)}\n{calls}".strip()))
         elif isinstance(m, ToolMessage):
-            out.append(HumanMessage(content=f"<tool_response>\n{_text(m)}\n</tool_response>"))
+            out.append(HumanMessage(content=f"<tool_response>\n{text_of(m)}\n</tool_response>"))
         else:
             out.append(m)
     return out
@@ -74,7 +67,7 @@ def prompted_messages(messages: Sequence[BaseMessage], tools: Sequence[dict[str,
 def parse_reply(reply: AIMessage, tool_names: Sequence[str]) -> AIMessage:
     """``reply`` with its ``<tool_call>`` blocks turned into tool calls (unknown or unreadable
     ones into invalid tool calls, with the reason), and the text around them as content."""
-    text = _text(reply)
+    text = text_of(reply)
     calls, invalid = [], []
     pattern = _CALL
     if not _CALL.search(text):
@@ -85,7 +78,7 @@ def parse_reply(reply: AIMessage, tool_names: Sequence[str]) -> AIMessage:
     for raw in pattern.findall(text):
         if pattern is _FENCED and not _names_a_tool(raw, tool_names):
             continue
-        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        call_id = new_call_id()
         try:
             data = json.loads(raw)
             name, args = data["name"], data.get("arguments", data.get("parameters", {}))

@@ -125,13 +125,10 @@ class Evaluation(BaseModel):
 
 
 # ---------------------------------------------------------------- functions
-def severity_of(scores: np.ndarray, value: float) -> float:
-    """How far ``value`` stands above the typical score: robust sigmas above the median of ``scores``."""
-    return round(float(robust_z(np.array([value]), scores)[0]), 1)
-
-
-def view(series: TimeSeries, iv: Interval | tuple[int, int], scores: np.ndarray | None = None) -> IntervalView:
-    """``iv`` with its rows, times, day and, given the detector's ``scores``, its peak and severity."""
+def view(series: TimeSeries, iv: Interval | tuple[int, int], scores: np.ndarray | None = None,
+         sigmas: np.ndarray | None = None) -> IntervalView:
+    """``iv`` with its rows, times and day; its peak from ``scores`` when ``iv`` has none, and its
+    severity from ``sigmas`` (each row's score in robust sigmas above the median score)."""
     start, end = (iv.start, iv.end) if isinstance(iv, Interval) else iv
     peak, peak_score = getattr(iv, "peak", None), getattr(iv, "peak_score", None)
     if peak is None and scores is not None:
@@ -144,7 +141,7 @@ def view(series: TimeSeries, iv: Interval | tuple[int, int], scores: np.ndarray 
         start_time=None if ts is None else str(ts[start]), end_time=None if ts is None else str(ts[end]),
         day=None if ts is None else str(ts[at].date()), peak=peak,
         peak_time=None if ts is None or peak is None else str(ts[peak]), peak_score=peak_score,
-        severity=None if scores is None or peak_score is None else severity_of(scores, peak_score),
+        severity=None if sigmas is None or peak is None else round(float(sigmas[peak]), 1),
     )
 
 
@@ -191,7 +188,8 @@ def ensure_run(ctx: ToolContext, path: str, detector: str, rule: ThresholdRule =
 
 def detect(ctx: ToolContext, args: DetectArgs) -> DetectionVerdict:
     key, series, run = ensure_run(ctx, args.path, args.detector, args.threshold, args.settings)
-    top = [view(series, iv, run.scores) for iv in top_intervals(run.intervals, MAX_INTERVALS)]
+    sigmas = robust_z(run.scores, run.scores)
+    top = [view(series, iv, run.scores, sigmas) for iv in top_intervals(run.intervals, MAX_INTERVALS)]
     if top:
         summary = (f"{run.detector} flags {len(run.intervals)} interval(s) ({run.n_flagged} rows); "
                    f"the strongest is {describe(top[0])}")
@@ -216,9 +214,8 @@ def compare(ctx: ToolContext, args: CompareArgs) -> Comparison:
     agreed = []
     for start, end in union:
         who = agreeing(masks, start, end)
-        seen = view(series, (start, end), strength).model_dump()
-        seen["severity"] = None if seen["peak_score"] is None else round(float(seen["peak_score"]), 1)
-        agreed.append(AgreedInterval(**seen, detectors=who, agreement=len(who) / len(names)))
+        seen = view(series, (start, end), scores=strength, sigmas=strength)
+        agreed.append(AgreedInterval(**seen.model_dump(), detectors=who, agreement=len(who) / len(names)))
     agreed.sort(key=lambda a: (-a.agreement, -(a.severity or 0.0), a.start))
     correlation = {}
     for i, a in enumerate(names):

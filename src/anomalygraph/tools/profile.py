@@ -74,8 +74,8 @@ def profile_series(series: TimeSeries, max_channels: int = 8) -> SeriesProfile:
         )
     summary = series.summary()
     kept = {ch.name for ch in channels}
-    top = int(order[0]) if len(order) else None
-    period = next((ch.periods[0] for ch in channels if top is not None and ch.name == series.channels[top] and ch.periods), None)
+    most_variable = series.channels[int(order[0])] if len(order) else None
+    period = next((ch.periods[0] for ch in channels if ch.name == most_variable and ch.periods), None)
     ts = series.timestamps
     windows = [] if series.labels is None else mask_to_intervals(series.labels)
     labels = [LabelWindow(rows=f"{a}..{b}", start=a, end=b, start_time=None if ts is None else str(ts[a]),

@@ -62,10 +62,13 @@ def kinds_menu() -> str:
     return "\n".join(f"- {kind}: {text}" for kind, text in KINDS.items())
 
 
-def plan_for(kind: str, available: Sequence[str]) -> list[str]:
-    """The planned tools for ``kind`` that exist here; explain_window needs rows, so when the
-    question states them it does not need detect first."""
-    return [t for t in PLANS.get(kind, ()) if t in available]
+def plan_for(kind: str, available: Sequence[str], question: str = "") -> list[str]:
+    """The planned tools for ``kind`` that exist here; explain_window needs rows, so a question
+    that states them needs no detect first."""
+    plan = [t for t in PLANS.get(kind, ()) if t in available]
+    if "explain_window" in plan and rows_in(question) is not None:
+        plan = [t for t in plan if t != "detect"]
+    return plan
 
 
 def rows_in(question: str) -> tuple[int, int] | None:
@@ -102,12 +105,6 @@ def planned_args(tool: str, question: str, turn: Sequence[BaseMessage]) -> dict[
         return None
     return {"start": rows[0], "end": rows[1]}
 
-
-def skip_detect_when_rows_given(plan: list[str], question: str) -> list[str]:
-    """A question that names its rows needs no search for them."""
-    if rows_in(question) is not None and "explain_window" in plan:
-        return [t for t in plan if t != "detect"]
-    return plan
 
 
 def key_facts(turn: Sequence[BaseMessage]) -> list[str]:

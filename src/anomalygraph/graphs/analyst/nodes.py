@@ -3,8 +3,11 @@
 Two ways round the loop, chosen per turn from the model's declared capabilities:
 
 * native: ``agent`` (the model, tools bound, picks calls itself) -> ``tools`` -> ``agent`` ...
-* guided: ``plan`` (a structured ``NextAction``: a tool or ``answer``) -> ``act`` (that tool's
-  arguments as structured output, validated and repaired) -> ``tools`` -> ``plan`` ... -> ``respond``.
+* guided: ``classify`` (a structured ``QuestionKind``) plans the tools that produce that kind of
+  fact, then ``act`` (their arguments from the question or the last result) -> ``tools`` -> ``act``
+  ... -> ``respond``; with ``planner="steps"``, or when no plan fits, ``plan`` (a structured
+  ``NextAction``: a tool or ``answer``) -> ``act`` (that tool's arguments as structured output,
+  validated and repaired) -> ``tools`` -> ``plan`` ... -> ``respond``.
 
 Every tool call is answered by a ``ToolMessage``, errors included (invalid arguments, unknown
 tool, tool refusal, duplicate, over budget), so the model can correct itself and the message
@@ -17,7 +20,6 @@ import json
 import logging
 import re
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from functools import cache
@@ -37,7 +39,6 @@ from anomalygraph.agents.analyst.plans import (
     kinds_menu,
     plan_for,
     planned_args,
-    skip_detect_when_rows_given,
 )
 from anomalygraph.agents.analyst.turns import (
     ANSWER,
@@ -54,7 +55,7 @@ from anomalygraph.graphs.analyst.state import AnalystState
 from anomalygraph.graphs.context import context_of as run_context
 from anomalygraph.llm.errors import LLMContextLengthError, StructuredOutputError
 from anomalygraph.llm.grounding import invented_names, invented_numbers
-from anomalygraph.llm.messages import text_of
+from anomalygraph.llm.messages import new_call_id, text_of
 from anomalygraph.llm.structured import PROMPTS as STRUCTURED_PROMPTS
 from anomalygraph.llm.structured import describe_errors, structured
 from anomalygraph.prompts import load_prompt
@@ -166,7 +167,7 @@ def classify(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str,
     except (StructuredOutputError, LLMContextLengthError) as exc:
         return {"planned": [], "notes": [f"the question's kind could not be read ({cut(str(exc), 200)}); planning step by step"]}
     names = [t.name for t in ctx.toolset()]
-    planned = skip_detect_when_rows_given(plan_for(answer.kind, names), question)[: ctx.max_steps]
+    planned = plan_for(answer.kind, names, question)[: ctx.max_steps]
     update: dict[str, Any] = {"kind": answer.kind, "planned": planned}
     if planned:
         update["next_action"] = planned[0]
@@ -314,7 +315,7 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
     """
     ctx = context_of(runtime)
     name = state.get("next_action") or ""
-    call_id = f"call_{uuid.uuid4().hex[:12]}"
+    call_id = new_call_id()
     tool = ctx.tool(name)
     if tool is None or not (isinstance(tool.args_schema, type) and issubclass(tool.args_schema, BaseModel)):
         bad = invalid_tool_call(name=name, args="", id=call_id, error=_prompt("act_unknown_tool", tool=name))
@@ -325,13 +326,12 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
     bound: dict[str, Any] = {"path": file} if bind_path else {}
     planned = state.get("planned") or []
     if planned and planned[0] == name and (bind_path or "path" not in tool.args_schema.model_fields):
-        extra = planned_args(name, _question(state), state.get("messages", [])[turn_start(state.get("messages", [])):])
+        messages = state.get("messages", [])
+        extra = planned_args(name, _question(state), messages[turn_start(messages):])
         if extra is not None:
-            call = {"name": name, "args": {**bound, **extra}, "id": call_id, "type": "tool_call"}
-            return {"messages": [AIMessage(content="", tool_calls=[call])]}
+            return _calling(name, {**bound, **extra}, call_id)
     if schema is None:
-        call = {"name": name, "args": bound, "id": call_id, "type": "tool_call"}
-        return {"messages": [AIMessage(content="", tool_calls=[call])]}
+        return _calling(name, bound, call_id)
     hint = _prompt("act_file_bound", file=file) if bind_path else (_prompt("act_file_named", file=file) if file else "")
     instruction = load_prompt("analyst/act").render(tool=name, question=_question(state), file_hint=hint)
     model = ctx.structured_model()
@@ -344,8 +344,12 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
     except LLMContextLengthError as exc:
         bad = invalid_tool_call(name=name, args="", id=call_id, error=_prompt("act_too_long", error=exc))
         return {"messages": [AIMessage(content="", invalid_tool_calls=[bad])]}
-    call = {"name": name, "args": {**bound, **args.model_dump(mode="json", exclude_unset=True)}, "id": call_id, "type": "tool_call"}
-    return {"messages": [AIMessage(content="", tool_calls=[call])]}
+    return _calling(name, {**bound, **args.model_dump(mode="json", exclude_unset=True)}, call_id)
+
+
+def _calling(name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
+    """The update that makes ``name(**args)`` the turn's next tool call."""
+    return {"messages": [AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}])]}
 
 
 # ------------------------------------------------------------------- agent
@@ -387,12 +391,12 @@ def _pending_calls(ai: AIMessage) -> tuple[list[_Call], AIMessage | None]:
     fixed = False
     calls, valid, invalid = [], [], []
     for c in ai.tool_calls:
-        cid = c.get("id") or f"call_{uuid.uuid4().hex[:12]}"
+        cid = c.get("id") or new_call_id()
         fixed |= cid != c.get("id")
         valid.append({**c, "id": cid})
         calls.append(_Call(name=c["name"], args=dict(c.get("args") or {}), id=cid))
     for c in ai.invalid_tool_calls:
-        cid = c.get("id") or f"call_{uuid.uuid4().hex[:12]}"
+        cid = c.get("id") or new_call_id()
         fixed |= cid != c.get("id")
         invalid.append({**c, "id": cid})
         calls.append(_Call(name=c.get("name") or "?", args=str(c.get("args") or ""), id=cid,
@@ -492,6 +496,7 @@ def tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, An
         used += 1
         out.append(_run_call(ctx, state, call, done, write))
     update: dict[str, Any] = {"messages": out, "next_action": None}
+    notes: list[str] = []
     succeeded = sum(c.outcome == "ok" for c in last_turn([*messages, *out]).calls)
     planned = list(state.get("planned") or [])
     plan_done = plan_failed = False
@@ -502,15 +507,17 @@ def tools(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, An
             plan_done = not planned
         else:  # a planned call failed: the step-by-step plan takes over from here
             planned, plan_failed = [], True
-            update["notes"] = ["a planned tool call failed; planning step by step"]
+            notes.append("a planned tool call failed; planning step by step")
         update["planned"] = planned
     if used >= ctx.max_steps:
         update["next_action"] = ANSWER
-        update["notes"] = [budget_note(ctx.max_steps)]
+        notes.append(budget_note(ctx.max_steps))
     elif planned:
         update["next_action"] = planned[0]
     elif plan_done or (not plan_failed and succeeded >= ctx.answer_after()):
         update["next_action"] = ANSWER
+    if notes:
+        update["notes"] = notes
     return update
 
 

@@ -258,11 +258,10 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
     model = ctx.chat_model()
     if model is None:
         return fallback, "statistics"
-    from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, Provider
-    from anomalygraph.llm.factory import capabilities_of
+    from anomalygraph.llm.factory import capabilities_or_text_only
     from anomalygraph.llm.messages import plot_message, text_of
 
-    caps = capabilities_of(model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
+    caps = capabilities_or_text_only(model)
     prompt = load_prompt(PROMPT_EXPLAIN).render(
         series=series.name, channels=", ".join(series.channels[:20]), start=expl.start_time or f"row {iv.start}", end=expl.end_time or f"row {iv.end}",
         start_row=iv.start, end_row=iv.end, detectors=", ".join(iv.detectors) or "none on their own",
@@ -285,8 +284,6 @@ def _ask_model(ctx: DiagnosisContext, series: TimeSeries, iv: Any, expl: WindowE
         notes.append(f"explanation of rows {iv.start}..{iv.end} fell back to statistics: {problem}")
         return fallback, "statistics"
     return text[:MAX_EXPLANATION_CHARS], "llm"
-
-
 
 
 def explanation_problem(text: str, prompt: str = "") -> str | None:

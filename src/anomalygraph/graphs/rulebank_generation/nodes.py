@@ -94,14 +94,13 @@ def chat_model_of(ctx: GenerationContext) -> BaseChatModel:
 
 def miner_of(ctx: GenerationContext) -> PriorMiner:
     """The agent for this run's model and prior form, made once per process."""
-    from anomalygraph.core.llm_settings import CAPABILITY_PRESETS, Provider
-    from anomalygraph.llm.factory import capabilities_of
+    from anomalygraph.llm.factory import capabilities_or_text_only
 
     model = chat_model_of(ctx)
     key = (id(model), ctx.form)
     miner = _MINERS.get(key)
     if miner is None or miner.model is not model:
-        caps = capabilities_of(model) or CAPABILITY_PRESETS[Provider.openai].model_copy(update={"vision": False})
+        caps = capabilities_or_text_only(model)
         miner = _MINERS[key] = PriorMiner(model=model, capabilities=caps, form=ctx.form)
     return miner
 

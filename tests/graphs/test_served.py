@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from anomalygraph.llm.embedded import free_port
 from tests.conftest import REPO
 from tests.llm.conftest import embedded_skip_reason
 
@@ -61,12 +61,6 @@ DROPPED_ENV = (
     "LANGGRAPH_CLOUD_LICENSE_KEY", "LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT", "LANGSMITH_AUTH_ENDPOINT",
     "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "LANGGRAPH_API_URL",
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def configured_graphs() -> dict[str, str]:

@@ -8,7 +8,10 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from anomalygraph.agents.analyst.plans import (
     KINDS,
     PLANS,
+    channel_named,
+    direct_answer,
     kind_schema,
+    kinds_in,
     latest_interval,
     plan_for,
     planned_args,
@@ -20,6 +23,7 @@ from anomalygraph.tools import TOOL_NAMES
 @pytest.mark.parametrize(("question", "rows"), [
     ("Rows 1200..1225 of T-5.npy are labelled anomalous. Which channel deviates most?", (1200, 1225)),
     ("Explain rows 4187 to 4199", (4187, 4199)),
+    ("Which channel deviates in rows 10..20.", (10, 20)),  # a full stop after the range
     ("what happens between rows 10 and 20?", (10, 20)),
     ("rows 4187-4199 and 4187–4199", (4187, 4199)),  # one range, written twice
     ("Which rows hold the anomaly of x.csv?", None),
@@ -73,3 +77,88 @@ def test_key_facts_are_the_sentences_the_tools_wrote_in_order():
         "profile_series: 3 rows; 1 channel(s)",
         "explain_window: 1 of 2 channel(s) deviate; the channel that deviates most is cmd3",
     ]
+
+
+# ------------------------------------------------------------- wording -> kinds
+PARAPHRASES = [  # how users ask, in words the eval's questions do not use
+    ("what happened last night, which channels?", {"when", "channel"}),
+    ("Which sensor is the odd one out between rows 500 and 560?", {"channel"}),
+    ("At what time did the outage start?", {"when"}),
+    ("Give me the row indices of the anomalous segment.", {"where"}),
+    ("Do iforest and matrix_profile agree on this file?", {"comparison"}),
+    ("What kind of anomaly is it, a level shift or a drift?", {"shape"}),
+    ("How frequently is this metric recorded?", {"facts"}),
+    ("What's the sampling rate of cpu.csv?", {"facts"}),
+    ("Is there a daily cycle in it?", {"facts"}),
+    ("Which detectors flag rows 10..20?", {"comparison"}),
+]
+
+
+@pytest.mark.parametrize(("question", "expected"), PARAPHRASES)
+def test_the_wording_names_the_kinds_a_user_asks_for(question: str, expected: set[str]) -> None:
+    assert set(kinds_in(question)) == expected
+
+
+def test_stated_rows_do_not_make_a_question_about_rows() -> None:
+    assert kinds_in("Rows 1826..1836 of S-2.npy are labelled anomalous. Which channel deviates most there?") == ["channel"]
+    assert kinds_in("Which rows of S-2.npy hold the anomaly?") == ["where"]
+    assert kinds_in("Tell me something.") == []
+
+
+@pytest.mark.parametrize(("question", "name"), [
+    ("Rows 5..9 of x.npy are labelled anomalous. What shape is the anomaly in the value channel?", "value"),
+    ("Is channel cmd9 a spike there?", "cmd9"),
+    ("What does the `temp` sensor do in rows 5..9?", "temp"),
+    ("Which channel deviates most?", None),  # asks for a channel, names none
+    ("What happens in the first channel?", None),
+])
+def test_channel_named_reads_the_channel_a_question_asks_about(question: str, name: str | None) -> None:
+    assert channel_named(question) == name
+    args = planned_args("explain_window", question + " Rows 5..9.", [])
+    assert args is not None and args.get("channel") == name
+
+
+
+def _ok(name: str, result: dict) -> ToolMessage:
+    return ToolMessage(content="...", tool_call_id=name, name=name, status="success", artifact={"result": result})
+
+
+def test_the_direct_answer_of_a_shape_question_rejects_hedges_and_other_shapes() -> None:
+    explained = _ok("explain_window", {"start": 5, "end": 9, "summary": "s", "deviating_channels": [
+        {"channel": "value", "morphology": "level_shift", "peak_z": 28.4, "level_z": 20.0, "spread_ratio": 1.0}]})
+    direct = direct_answer("shape", "What shape is it?", [explained])
+    assert direct is not None and direct.tool == "explain_window" and direct.terms == ["level shift"]
+    assert direct.sentence == "In rows 5..9, channel value shows a level shift (peak 28.4 sigma)"
+    assert direct.stated_by("It is a level_shift in value.")
+    assert not direct.stated_by("It is a spike, a dip, a level shift or a flatline.")  # echoes the choices
+    assert not direct.stated_by("It is a spike.")
+    channel = direct_answer("channel", "Which channel?", [explained])
+    assert channel is not None and channel.terms == ["value"] and channel.stated_by("The value channel deviates most.")
+
+
+def test_the_direct_answer_of_a_comparison_needs_rows_of_interest() -> None:
+    over = _ok("compare_detectors", {"summary": "over rows 5..9: flagged by iforest; not by sub_pca; overall: 3 interval(s)",
+                                     "over_rows": {"iforest": True, "sub_pca": False}})
+    direct = direct_answer("comparison", "Which detectors flag rows 5..9?", [over])
+    assert direct is not None and direct.sentence == "Over rows 5..9: flagged by iforest; not by sub_pca"
+    assert direct.stated_by("Only iforest flags them.") and not direct.stated_by("iforest and sub_pca flag them.")
+    no_rows = _ok("compare_detectors", {"summary": "3 interval(s)", "over_rows": None})
+    assert direct_answer("comparison", "Do they agree?", [no_rows]) is None
+    assert direct_answer("facts", "How many rows?", [over]) is None
+
+
+def test_the_direct_answer_of_a_when_question_is_the_strongest_interval_day() -> None:
+    found = _ok("detect", {"summary": "s", "top_intervals": [
+        {"start": 40, "end": 44, "day": "2024-03-11", "peak_time": "2024-03-11 10:05:00"}, {"start": 7, "end": 8}]})
+    when = direct_answer("when", "When?", [found])
+    assert when is not None and when.terms == ["2024-03-11"] and "peak at 2024-03-11 10:05:00" in when.sentence
+    where = direct_answer("where", "Which rows?", [found])
+    assert where is not None and where.terms == ["40", "44"] and where.stated_by("Rows 40 to 44.")
+    assert not where.stated_by("Row 40.")
+
+
+def test_compare_detectors_takes_the_question_rows_and_the_detectors_it_names() -> None:
+    q = "Rows 5..9 of x.csv are labelled anomalous. Which of the detectors iforest, sub_pca flag them?"
+    assert planned_args("compare_detectors", q, [], ("iforest", "sub_pca", "matrix_profile")) == {
+        "start": 5, "end": 9, "detectors": ["iforest", "sub_pca"]}
+    assert planned_args("compare_detectors", "Do the detectors agree?", [], ("iforest", "sub_pca")) == {}

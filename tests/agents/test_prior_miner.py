@@ -111,7 +111,7 @@ def test_out_of_bound_sizes_are_left_for_compile_to_reject() -> None:
 
 def test_every_prompt_loads_and_renders() -> None:
     values = {"scenario": "S", "channels": "a, b", "max_faults": 3, "facts": "F", "fault": "leak", "units": "steps",
-              "previous": "{}", "problem": "P", "rule": "R", "samples": "X"}
+              "previous": "{}", "problem": "P", "rule": "R", "samples": "X", "candidates": "C"}
     for name in PROMPTS:
         template = load_prompt(name)
         assert template.version >= 1

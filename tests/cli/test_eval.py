@@ -9,6 +9,7 @@ from anomalygraph.cli import eval as eval_cli
 from anomalygraph.cli.main import main
 from anomalygraph.evals.agents import rulebank
 from anomalygraph.evals.agents.rulebank import RulebankEval
+from anomalygraph.rulebank.timeanomalybench import SCENARIOS, SPLITS
 
 
 @pytest.fixture
@@ -25,8 +26,13 @@ def recorded(monkeypatch):
 
 @pytest.mark.parametrize(("args", "scenarios", "priors"), [
     (["--subset", "ci"], list(rulebank.CI_SCENARIOS), rulebank.CI_MAX_PRIORS),
-    ([], ["web_server", "pump", "building_energy"], 8),
+    (["--subset", "ci", "--split", "validate"], list(rulebank.CI_SCENARIOS), rulebank.CI_MAX_PRIORS),
+    ([], ["db_server", "cnc_machine", "solar_pv", "icu_monitor", "road_traffic", "water_district"], 8),
+    (["--split", "validate"], list(SPLITS["validate"]), 8),
+    (["--split", "tune"], ["web_server", "pump", "building_energy", "queue_consumer", "wind_turbine", "cold_store"], 8),
+    (["--subset", "all", "--split", "all"], list(SCENARIOS), 8),
     (["-s", "pump"], ["pump"], 8),
+    (["-s", "pump", "--split", "validate"], ["pump"], 8),
 ])
 def test_rulebank_subsets_choose_scenarios_and_prior_budget(recorded, tmp_path, args, scenarios, priors):
     result = CliRunner().invoke(eval_cli.app, ["rulebank", "--out", str(tmp_path), *args])
@@ -43,6 +49,7 @@ def test_served_model_flags_reach_the_settings():
 @pytest.mark.parametrize(("argv", "message"), [
     (["eval", "rulebank", "--subset", "some"], "--subset must be ci or all"),
     (["eval", "rulebank", "-s", "nope"], "unknown scenario(s) ['nope']"),
+    (["eval", "rulebank", "--split", "test"], "--split must be tune, validate or all"),
     (["eval", "rulebank", "--base-url", "http://gpu:8000/v1"], "--base-url needs --model"),
     (["eval", "diagnosis", "--data", "/nonexistent/data"], "data root /nonexistent/data does not exist"),
 ])

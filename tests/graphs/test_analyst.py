@@ -441,28 +441,44 @@ def kind(name: str) -> AIMessage:
 
 
 def test_a_when_question_runs_detect_without_asking_for_arguments(series_file, tmp_path):
-    model, ctx = make(tmp_path, [kind("when"), "It happens on 2024-03-01."], planner="kinds")
+    model, ctx = make(tmp_path, ["It happens on 2024-03-01."], planner="kinds")
     turn = run(ctx, "On which day is the largest anomaly?", file=str(series_file))
     [call] = turn.calls
     assert (call.name, call.outcome, call.args) == ("detect", "ok", {"path": str(series_file)})
-    assert tools_schema(model, 0)[0] == "QuestionKind" and len(model.calls) == 2  # classify, then answer
-    assert "What does this question ask for? On which day is the largest anomaly?" in model.calls[0][-1].content
-    answer_view = "\n".join(m.content for m in model.calls[1] if isinstance(m, HumanMessage))
+    assert len(model.calls) == 1  # the wording names the kind: no classify call, only the answer
+    answer_view = "\n".join(m.content for m in model.calls[0] if isinstance(m, HumanMessage))
     assert "summary: iforest flags" in answer_view and "day:" in answer_view  # the facts the answer needs
     assert turn.answer == "It happens on 2024-03-01."
-    assert any("a 'when' question: running detect" in n for n in turn.notes)
+    assert any("a 'when' question (its wording asks for this): running detect" in n for n in turn.notes)
+
+
+def test_an_ambiguous_wording_lets_the_model_choose_among_its_kinds(series_file, tmp_path):
+    model, ctx = make(tmp_path, [kind("when"), "On 2024-03-01."], planner="kinds")
+    turn = run(ctx, "When did the spike happen?", file=str(series_file))
+    assert [c.name for c in turn.calls] == ["detect"]
+    name, params = tools_schema(model, 0)
+    assert name == "QuestionKind" and params["properties"]["kind"]["enum"] == ["shape", "when"]
+    assert "What does this question ask for? When did the spike happen?" in model.calls[0][-1].content
+    assert any("the model chose it from shape, when" in n for n in turn.notes)
+
+
+def test_a_wording_without_cues_lets_the_model_choose_among_all_kinds(series_file, tmp_path):
+    model, ctx = make(tmp_path, [kind("comparison"), "iforest and robust_z agree."], planner="kinds")
+    turn = run(ctx, "Anything odd in it?", file=str(series_file))
+    assert [c.name for c in turn.calls] == ["compare_detectors"]
+    assert len(tools_schema(model, 0)[1]["properties"]["kind"]["enum"]) == 7
 
 
 def test_a_channel_question_naming_rows_explains_those_rows(series_file, tmp_path):
-    model, ctx = make(tmp_path, [kind("channel"), "cpu deviates most."], planner="kinds")
+    model, ctx = make(tmp_path, ["cpu deviates most."], planner="kinds")
     turn = run(ctx, "Rows 1200..1209 are labelled anomalous. Which channel deviates most?", file=str(series_file))
     [call] = turn.calls  # no detect: the rows are given
     assert call.name == "explain_window" and call.args == {"path": str(series_file), "start": 1200, "end": 1209}
-    assert call.outcome == "ok" and len(model.calls) == 2
+    assert call.outcome == "ok" and len(model.calls) == 1
 
 
 def test_a_shape_question_explains_the_interval_detect_found(series_file, tmp_path):
-    model, ctx = make(tmp_path, [kind("shape"), "A spike."], planner="kinds")
+    model, ctx = make(tmp_path, ["A spike."], planner="kinds")
     turn = run(ctx, "What does the strongest anomaly look like?", file=str(series_file))
     detect, explain = turn.calls
     assert (detect.name, explain.name) == ("detect", "explain_window") and explain.outcome == "ok"
@@ -471,12 +487,20 @@ def test_a_shape_question_explains_the_interval_detect_found(series_file, tmp_pa
 
     top = A.detect(ToolContext(data_roots=[tmp_path]), A.DetectArgs(path=str(series_file))).top_intervals[0]
     assert explain.args == {"path": str(series_file), "start": top.start, "end": top.end}
-    assert len(model.calls) == 2
+    assert len(model.calls) == 1
+
+
+def test_an_answer_that_misses_the_tools_fact_is_replaced_by_the_tools_own_answer(series_file, tmp_path):
+    _, ctx = make(tmp_path, ["It is a spike, a dip, a level shift or a flatline."], planner="kinds")
+    turn = run(ctx, "What does the strongest anomaly look like?", file=str(series_file))
+    assert [c.name for c in turn.calls] == ["detect", "explain_window"]
+    assert turn.answer.startswith("In rows ") and turn.answer.endswith("(from explain_window).")
+    assert any("did not state what explain_window reported" in n for n in turn.notes)
 
 
 def test_an_unreadable_kind_falls_back_to_the_step_planner(series_file, tmp_path):
     _, ctx = make(tmp_path, ["no idea"] * 3 + [step("load_series"), "It has 1500 rows."], planner="kinds")
-    turn = run(ctx, "How many rows?", file=str(series_file))
+    turn = run(ctx, "Tell me about it.", file=str(series_file))
     assert [c.name for c in turn.calls] == ["load_series"] and turn.answer == "It has 1500 rows."
     assert any("could not be read" in n for n in turn.notes)
 

@@ -82,7 +82,9 @@ def request(series_file: Path, tmp_path: Path, **kw) -> GenerationRequest:
 
 
 def context(model, **kw) -> GenerationContext:
-    return GenerationContext(model=model, **{"auto_approve": True, "samples_per_rule": 2, "data_roots": [TMP_ROOT]} | kw)
+    """The model critic unless ``critic`` says otherwise: most tests here script its verdicts."""
+    defaults = {"auto_approve": True, "samples_per_rule": 2, "data_roots": [TMP_ROOT], "critic": "model"}
+    return GenerationContext(model=model, **defaults | kw)
 
 
 def test_happy_path_stores_a_valid_bank_with_provenance(series_file, tmp_path):
@@ -122,6 +124,30 @@ def test_happy_path_stores_a_valid_bank_with_provenance(series_file, tmp_path):
     assert again.resumed and again.result.bank_path == result.bank_path
 
 
+def test_the_default_critic_checks_samples_by_measurement_and_shapes_come_from_the_wording(series_file, tmp_path):
+    model = ScriptedChatModel(script=[
+        faults("cavitation", "clogged pressure line", "vibration trouble"),
+        prior(),
+        prior(**FROZEN),
+        prior(),  # the same shape on the same channel as cavitation's rule
+    ])
+    result = run_generation(request(series_file, tmp_path), context(model, critic="checks")).result
+    assert result.status == "stored" and len(model.calls) == 4  # no critic call
+    assert [r.id for r in result.rules] == ["cavitation", "clogged_pressure_line"]
+    assert all(r.critique.startswith("visible") for r in result.rules)
+    (dup,) = result.dropped
+    assert dup.rule_id == "vibration_trouble" and dup.stage == "critique" and "duplicates rule 'cavitation'" in dup.reason
+    # the wording's shapes reach the prompt and limit the schema: cavitation may only be a variance burst
+    assert "variance_burst ('cavitation')" in model.calls[1][-1].content
+    def shapes_allowed(call: int) -> list[str]:
+        tool = next(t for t in model.bound[call]["tools"] if t["function"]["name"] == "AnomalyPriorDraft")
+        field = tool["function"]["parameters"]["properties"]["morphology"]
+        return field["enum"] if "enum" in field else [field["const"]]
+
+    assert shapes_allowed(1) == ["variance_burst"] and shapes_allowed(2) == ["flatline"]
+    assert len(shapes_allowed(3)) > 1  # "vibration trouble" names no shape
+
+
 def test_an_unusable_fault_list_fails_cleanly(series_file, tmp_path):
     model = ScriptedChatModel(script=["I cannot help", "{not json", tool_call("FaultList", {"faults": []})])
     outcome = run_generation(request(series_file, tmp_path), context(model))
@@ -144,7 +170,7 @@ def test_an_invalid_prior_drops_only_its_fault(series_file, tmp_path):
 
 def test_a_prior_that_does_not_compile_goes_back_with_the_error(series_file, tmp_path):
     model = ScriptedChatModel(script=[
-        faults("cavitation"),
+        faults("odd behaviour"),  # no shape word: every shape stays a candidate
         prior(morphology="spike", size=90, duration="1-3 steps"),  # 1.25 x 90 > bound 100
         prior(),
         verdict(),
@@ -168,7 +194,7 @@ def test_compile_retries_are_bounded_and_weak_rules_are_sent_back(series_file, t
 
 def test_critique_revise_loop_rewrites_the_rule(series_file, tmp_path):
     model = ScriptedChatModel(script=[
-        faults("clogged pressure line"),
+        faults("odd behaviour"),
         prior(morphology="spike", channels=["pressure"], duration="1-3 steps", size=5),
         verdict("revise", "a clogged line freezes the reading, it does not spike"),
         prior(**FROZEN),

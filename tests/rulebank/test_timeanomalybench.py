@@ -10,12 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from anomalygraph.core.errors import ConfigError
-from anomalygraph.rulebank.store import load_bank
+from anomalygraph.rulebank.operators import OPERATORS
+from anomalygraph.rulebank.store import builtin_banks, load_bank
 from anomalygraph.rulebank.timeanomalybench import (
     SCENARIOS,
+    SPLITS,
     BenchSeries,
     generate,
     read_bench,
+    scenarios_in,
+    split_of,
     write_bench,
 )
 
@@ -88,10 +92,16 @@ def test_each_morphology_looks_like_its_label(name: str) -> None:
         delta = seg - clean
         if e.morphology == "flatline":
             assert np.ptp(seg, axis=0).max() == 0
+        elif e.morphology == "dropout" and e.params["fill"] == "window_min":
+            for j in range(seg.shape[1]):  # dropped steps hold one value, the lowest in sight
+                dropped = seg[delta[:, j] != 0, j]
+                assert len(set(dropped.tolist())) <= 1 and seg[0, j] == seg[:, j].min() <= clean[:, j].min()
         elif e.morphology == "dropout":
             assert (seg[delta != 0] == 0).all() and (seg[0] == 0).all()
-        elif e.morphology in ("spike", "level_shift", "drift"):
-            assert (delta >= -1e-4).all() and delta.max() > 0  # the scenario banks push these up
+        elif e.morphology in ("spike", "dip", "level_shift", "drift"):
+            sign = -1.0 if e.params["direction"] == "down" else 1.0  # the direction this event drew
+            assert (sign * delta >= -1e-4).all() and (sign * delta).max() > 0
+            assert sign < 0 or e.morphology != "dip"  # a dip always goes down
         elif e.morphology == "amplitude_scaling":
             assert np.std(seg) > np.std(clean)
         elif e.morphology == "variance_burst":
@@ -131,3 +141,74 @@ def test_cli_generate(tmp_path: Path) -> None:
     assert (tmp_path / "building_energy" / "series.csv").is_file()
     result = runner.invoke(app, ["--scenario", "volcano", "--out", str(tmp_path)])
     assert isinstance(result.exception, ConfigError) and "web_server" in str(result.exception)
+
+
+# ------------------------------------------------------------ scenarios and banks
+@pytest.mark.parametrize("name", NAMES)
+def test_hidden_bank_is_built_in_and_names_only_the_scenarios_channels(name: str) -> None:
+    spec = SCENARIOS[name]
+    assert spec.bank == f"scenario_{name}" and spec.bank in builtin_banks()
+    bank = load_bank(spec.bank)
+    assert 4 <= len(bank.rules) <= 7 and spec.n_events >= len(bank.rules)
+    channels = {c.name for c in spec.channels}
+    assert 3 <= len(channels) <= 6
+    for rule in bank.rules:
+        assert rule.mechanism, rule.id
+        if rule.channels.mode == "named":
+            assert set(rule.channels.names) <= channels, (rule.id, rule.channels.names)
+        else:
+            assert rule.channels.mode == "all", rule.id  # the hidden banks say where each fault shows
+        assert rule.duration.unit in ("seconds", "steps"), rule.id
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_descriptions_name_faults_in_domain_words_not_operator_names(name: str) -> None:
+    text = SCENARIOS[name].description.lower()
+    for word in ("flatline", "flat line", "level shift", "level_shift", "spike", "variance burst", "dropout",
+                 "contextual", "time warp", "correlation break", "transplant", "amplitude scaling", "frequency change"):
+        assert word not in text, word
+
+
+def test_hidden_banks_use_every_operator_and_scenarios_differ() -> None:
+    used = {r.operator for name in NAMES for r in load_bank(SCENARIOS[name].bank).rules}
+    assert used == set(OPERATORS)
+    assert len({(s.freq, len(s.channels)) for s in SCENARIOS.values()}) >= 8  # sampling and channel structure vary
+    assert {s.freq for s in SCENARIOS.values()} >= {"1s", "30s", "1min", "5min", "1h"}
+    assert all(2_000 <= s.length <= 15_000 for s in SCENARIOS.values())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("name", NAMES)
+def test_other_seeds_generate_every_rule_mostly_above_min_effect(name: str, seed: int) -> None:
+    b = bench(name, seed)
+    assert {e.rule_id for e in b.events} == set(load_bank(b.spec.bank).rule_ids)
+    assert not b.series.labels[: b.series.train_end].any()
+    strong = [e.effect >= b.spec.min_effect for e in b.events]
+    assert sum(strong) >= 0.8 * len(strong), [(e.rule_id, e.effect) for e in b.events]
+
+
+def test_default_seed_effects_reach_min_effect() -> None:
+    weak = [(name, e.rule_id, e.effect) for name in NAMES for e in bench(name).events if e.effect < SCENARIOS[name].min_effect]
+    assert len(weak) <= 3, weak  # building_energy's late HVAC start may fall a little short
+
+
+# ----------------------------------------------------------------------- split
+def test_split_is_disjoint_covers_every_scenario_and_keeps_the_originals_in_tune() -> None:
+    tune, validate = set(SPLITS["tune"]), set(SPLITS["validate"])
+    assert set(SPLITS) == {"tune", "validate"}
+    assert len(SPLITS["tune"]) == len(tune) == 6 and len(SPLITS["validate"]) == len(validate) == 6
+    assert not tune & validate and tune | validate == set(SCENARIOS)
+    assert {"web_server", "pump", "building_energy"} <= tune
+    assert scenarios_in("tune") == [n for n in SCENARIOS if n in tune]
+    assert scenarios_in("validate") == [n for n in SCENARIOS if n in validate]
+    assert scenarios_in("all") == list(SCENARIOS)
+    assert [split_of(n) for n in SPLITS["validate"]] == ["validate"] * 6 and split_of("pump") == "tune"
+    # the validate fold spans domains: IT, industrial, energy, medical, traffic, utilities
+    assert validate == {"db_server", "cnc_machine", "solar_pv", "icu_monitor", "road_traffic", "water_district"}
+
+
+def test_unknown_split_or_scenario_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown split 'bogus'"):
+        scenarios_in("bogus")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown scenario"):
+        split_of("volcano")

@@ -142,6 +142,32 @@ def test_explain_window_of_one_or_two_rows_is_a_spike_or_dip_without_warnings(ki
     assert out.deviating_channels[0].channel == "signal" and out.deviating_channels[0].morphology == kind
 
 
+def test_a_step_inside_a_wider_window_is_a_level_shift_and_a_ramp_is_a_drift():
+    """The window starts before the change (labels rarely fit tightly): a late step is still a step."""
+    late_step = shaped("none")
+    late_step.values[500:540, 1] += 6  # the first third of the window is before the step
+    assert explain_window(late_step, 480, 539).deviating_channels[0].morphology == "level_shift"
+    ramp = shaped("none")
+    ramp.values[480:540, 1] += np.linspace(0, 12, 60)
+    assert explain_window(ramp, 480, 539).deviating_channels[0].morphology == "drift"
+
+
+def test_a_reading_stuck_for_part_of_the_window_is_a_flatline():
+    stuck = shaped("none")
+    stuck.values[500:530, 1] = stuck.values[500, 1]  # half the window repeats one value
+    assert explain_window(stuck, 480, 539).deviating_channels[0].morphology == "flatline"
+
+
+def test_explain_window_for_one_channel_reports_that_channel_only():
+    series = shaped("spike")
+    quiet = explain_window(series, 498, 502, channel="quiet")
+    assert quiet.deviating_channels == [] and "channel quiet does not deviate" in quiet.summary
+    signal = explain_window(series, 498, 502, channel="signal")
+    assert [d.channel for d in signal.deviating_channels] == ["signal"] and "channel signal deviates" in signal.summary
+    with pytest.raises(DataError, match="no channel 'nope'; its channels: quiet, signal"):
+        explain_window(series, 498, 502, channel="nope")
+
+
 def test_explain_window_quiet_and_bad_ranges():
     out = explain_window(shaped("none"), 480, 539)
     assert out.deviating_channels == [] and "no channel deviates" in out.summary
@@ -208,6 +234,19 @@ def test_compare_names_the_most_agreed_and_its_day(ctx, tmp_path):
     assert f"rows {best.rows}" in out.summary and "(2 of 2)" in out.summary
 
 
+def test_compare_over_rows_of_interest_says_who_flags_them(ctx, tmp_path):
+    path = str(spiky_csv(tmp_path))
+    out = A.compare(ctx, A.CompareArgs(path=path, detectors=["robust_z", "iforest"], start=1498, end=1506))
+    assert out.over_rows == {"robust_z": True, "iforest": True}
+    assert out.summary.startswith("over rows 1498..1506: flagged by robust_z, iforest; overall: ")
+    quiet = A.compare(ctx, A.CompareArgs(path=path, detectors=["robust_z", "iforest"], start=100, end=110))
+    assert quiet.over_rows == {"robust_z": False, "iforest": False} and quiet.summary.startswith("over rows 100..110: flagged by none")
+    with pytest.raises(ValueError, match="give both start and end"):
+        A.CompareArgs(path=path, start=5)
+    with pytest.raises(DataError, match="outside series"):
+        A.compare(ctx, A.CompareArgs(path=path, detectors=["robust_z", "iforest"], start=5, end=10**6))
+
+
 def test_profile_states_rows_sampling_period_and_label_windows(ctx):
     out = A.profile(ctx, A.SeriesArgs(path="NAB/data/realKnownCause/nyc_taxi.csv"))
     assert (out.length, out.n_channels, out.sampling) == (10320, 1, "0 days 00:30:00")
@@ -216,7 +255,7 @@ def test_profile_states_rows_sampling_period_and_label_windows(ctx):
     assert out.n_label_windows == 5
     assert [w.start_time for w in out.label_windows] == [
         "2014-10-30 15:30:00", "2014-11-25 12:00:00", "2014-12-23 11:30:00", "2014-12-29 21:30:00", "2015-01-24 20:30:00"]
-    assert out.facts.startswith("10320 rows; 1 channel(s); sampled every 0 days 00:30:00; dominant period 48 rows; 5 labelled")
+    assert out.facts.startswith("10320 rows; 1 channel(s); sampled every 30 min (1800 s); dominant period 48 rows; 5 labelled")
 
 
 def test_profile_of_a_file_without_labels_says_so(ctx, tmp_path):

@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from anomalygraph.core.durations import human_seconds
 from anomalygraph.core.errors import AnomalyGraphError
 from anomalygraph.core.llm_settings import ModelCapabilities
 from anomalygraph.core.stats import mad_sigma
@@ -47,6 +48,7 @@ from anomalygraph.data.series import TimeSeries
 from anomalygraph.llm.factory import model_name
 from anomalygraph.prompts import PromptTemplate, load_prompt
 from anomalygraph.rulebank.distributions import Uniform
+from anomalygraph.rulebank.names import MORPHOLOGIES
 from anomalygraph.rulebank.operators import OPERATORS
 from anomalygraph.rulebank.sampler import PseudoAnomalyBatch
 from anomalygraph.rulebank.schema import (
@@ -184,17 +186,25 @@ class Critique(_Model):
     verdict: Literal["keep", "revise", "reject"]
 
 
-def draft_schema(channels: Sequence[str], *, durations: Sequence[str]) -> type[PriorDraft]:
-    """:class:`PriorDraft` with ``channels`` and ``duration`` limited to what fits the series.
+def draft_schema(channels: Sequence[str], *, durations: Sequence[str],
+                 shapes: Sequence[str] | None = None) -> type[PriorDraft]:
+    """:class:`PriorDraft` with ``channels``, ``duration`` and (given ``shapes``) ``morphology``
+    limited to what fits the series and the fault's candidates.
 
     The enums reach the model through the JSON Schema, so a server that constrains decoding
-    with it cannot name a channel the series lacks or a duration that does not fit.
+    with it cannot name a channel the series lacks, a duration that does not fit or a shape the
+    measurements struck out.
     """
     if not durations:
         raise ValueError("no duration bucket fits this series")
     fields: dict[str, Any] = {
         "duration": (Literal[tuple(durations)], Field(description="how long one occurrence typically lasts")),  # type: ignore[valid-type]
     }
+    if shapes:
+        unknown = [s for s in shapes if s not in MORPHOLOGIES]
+        if unknown:
+            raise ValueError(f"unknown shapes {unknown}")
+        fields["morphology"] = (Literal[tuple(dict.fromkeys(shapes))], Field(description="the shape it leaves in the series"))  # type: ignore[valid-type]
     if 0 < len(channels) <= MAX_CHANNEL_ENUM:
         names = tuple(dict.fromkeys(channels))
         fields["channels"] = (
@@ -263,7 +273,7 @@ class SeriesFacts(_Model):
     def text(self) -> str:
         span = ""
         if self.step_seconds:
-            span = f", one every {_human_seconds(self.step_seconds)} ({_human_seconds(self.length * self.step_seconds)})"
+            span = f", one every {human_seconds(self.step_seconds)} ({human_seconds(self.length * self.step_seconds)})"
         when = f" from {self.start} to {self.end}" if self.start else ""
         lines = [f"'{self.name}', {self.length} steps{span}{when}; channels: {', '.join(self.channels)}"]
         lines += [f"- {c.name}: median {c.median:.4g}, 5-95% {c.low:.4g} to {c.high:.4g}, local sd {c.local_sd:.3g}"
@@ -295,24 +305,15 @@ def series_facts(series: TimeSeries) -> SeriesFacts:
     )
 
 
-def _human_seconds(seconds: float) -> str:
-    for unit, size in (("day", 86400.0), ("hour", 3600.0), ("min", 60.0)):
-        if seconds >= size and (seconds % size == 0 or seconds >= 10 * size):
-            value = seconds / size
-            text = f"{value:g}" if value == int(value) else f"{value:.1f}"
-            return f"{text} {unit}{'s' if unit != 'min' and value != 1 else ''}"
-    return f"{seconds:g} s"
-
-
 def describe_duration(duration: DurationPrior, step_seconds: float | None = None) -> str:
     lo, hi = duration.dist.support() or (0.0, 0.0)
     if duration.unit == "seconds":
-        return f"{_human_seconds(lo)} to {_human_seconds(hi)}" if lo != hi else _human_seconds(lo)
+        return f"{human_seconds(lo)} to {human_seconds(hi)}" if lo != hi else human_seconds(lo)
     if duration.unit == "window":
         return f"{lo:g} to {hi:g} of the window"
     steps = f"{lo:g} to {hi:g} steps" if lo != hi else f"{lo:g} steps"
     if step_seconds:
-        steps += f" ({_human_seconds(lo * step_seconds)} to {_human_seconds(hi * step_seconds)})"
+        steps += f" ({human_seconds(lo * step_seconds)} to {human_seconds(hi * step_seconds)})"
     return steps
 
 
@@ -354,7 +355,7 @@ def describe_samples(batch: PseudoAnomalyBatch, channels: Sequence[str], step_se
         after = float(pa[mask].std()) if steps > 1 else 0.0
         spread = "frozen (no variation)" if steps > 1 and after < 1e-6 * max(scale, 1.0) else (
             f"spread x{after / before:.1f}" if before > 0 else "spread n/a")
-        length = f"{steps} steps" + (f" ({_human_seconds(steps * step_seconds)})" if step_seconds else "")
+        length = f"{steps} steps" + (f" ({human_seconds(steps * step_seconds)})" if step_seconds else "")
         shape = ""
         idx = np.flatnonzero(mask)
         if steps and batch.x_pa.shape[1] - steps >= 10:
@@ -458,12 +459,18 @@ class PriorMiner:
         return plot_message(text, capabilities=self.capabilities, image=plot, series=view)
 
     def propose(self, context: HumanMessage, facts: SeriesFacts, fault: str, *,
-                previous: str | None = None, problem: str | None = None) -> Proposal:
-        """One prior for ``fault``; with ``previous`` and ``problem``, a corrected one."""
+                previous: str | None = None, problem: str | None = None,
+                candidates: str = "", shapes: Sequence[str] | None = None) -> Proposal:
+        """One prior for ``fault``; with ``previous`` and ``problem``, a corrected one.
+
+        ``candidates`` (the text of :meth:`FaultCandidates.describe`) is shown to the model and
+        ``shapes`` limits the compact form's shape enum to them.
+        """
         durations = duration_choices(step_seconds=facts.step_seconds, length=facts.length, max_share=MAX_DURATION_SHARE)
         units = ", ".join(durations) if self.form == "compact" else (
             "steps, or seconds" if facts.step_seconds else "steps")
-        ask = self.prompt("propose_prior").render(fault=fault, channels=", ".join(facts.channels), units=units)
+        ask = self.prompt("propose_prior").render(fault=fault, channels=", ".join(facts.channels), units=units,
+                                                  candidates=candidates)
         messages: list[BaseMessage] = [self._system(), context, HumanMessage(content=ask)]
         if previous is not None:
             fix = self.prompt("fix_prior").render(fault=fault, previous=previous, problem=problem or "it is invalid")
@@ -471,7 +478,7 @@ class PriorMiner:
         if self.form == "full":
             prior: AnomalyPrior = self._ask(AnomalyPrior, messages)
             return Proposal(prior=prior, answer=_json(prior))
-        draft: PriorDraft = self._ask(draft_schema(facts.channels, durations=durations), messages)
+        draft: PriorDraft = self._ask(draft_schema(facts.channels, durations=durations, shapes=shapes), messages)
         prior, notes = draft_to_prior(draft, fault=fault)
         return Proposal(prior=prior, answer=_json(draft), notes=notes)
 

@@ -14,7 +14,7 @@ out = Console()
 
 @app.command("generate")
 def generate_cmd(
-    scenario: Annotated[str, typer.Option("--scenario", "-s", help="Scenario name (web_server, pump, building_energy) or 'all'.")],
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="Scenario name (one of TimeAnomalyBench's 12, e.g. web_server, pump, solar_pv; a wrong name lists them) or 'all'.")],
     output: Annotated[Path, typer.Option("--out", "-o", help="Folder; each scenario gets a sub-folder.")] = Path("out/timeanomalybench"),
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
     length: Annotated[int | None, typer.Option(help="Override the scenario's number of steps.")] = None,

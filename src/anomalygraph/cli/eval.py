@@ -78,6 +78,7 @@ def analyst_cmd(
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=20, help="Tool calls allowed per question.")] = 6,
     tools_per_turn: Annotated[int | None, typer.Option("--tools-per-turn", min=1, max=20, help="Successful tool calls before answering (default: 1 in guided mode, else no limit).")] = None,
     planner: Annotated[str, typer.Option("--planner", help="Guided mode: kinds (name the question's kind, run the tools for it) or steps (the model picks each tool).")] = "kinds",
+    strategy: Annotated[str, typer.Option("--strategy", help="auto (native tool choice when the model can choose tools), native or guided.")] = "auto",
     provider: ProviderOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -97,6 +98,8 @@ def analyst_cmd(
         raise ConfigError(f"--subset must be ci or all, got {subset!r}")
     if split is not None and split not in ("validate", "tune", "all"):
         raise ConfigError(f"--split must be validate, tune or all, got {split!r}")
+    if strategy not in ("auto", "native", "guided"):
+        raise ConfigError(f"--strategy must be auto, native or guided, got {strategy!r}")
     chosen = split or ("all" if subset == "ci" else "validate")
     root = data_root(data)
     questions = ev.load_questions(subset=subset, split=chosen, ids=question)  # type: ignore[arg-type]
@@ -117,8 +120,8 @@ def analyst_cmd(
             progress.console.print(f"{result.id}: {'correct' if result.correct else 'wrong'} · {result.seconds:.0f} s")
             progress.advance(task)
 
-        report = ev.run_eval(chat_model, root, questions, max_steps=max_steps, tools_per_turn=tools_per_turn, planner=planner, out_dir=out_dir,
-                             subset=label, split=split_label, on_result=done)
+        report = ev.run_eval(chat_model, root, questions, max_steps=max_steps, tools_per_turn=tools_per_turn, planner=planner, strategy=strategy,
+                             out_dir=out_dir, subset=label, split=split_label, on_result=done)
     paths = ev.write_report(report, out_dir)
     Console().print(Markdown(ev.markdown_table(report)))
     Console().print(f"wrote {paths['markdown']}, {paths['csv']}, {paths['json']}")
@@ -173,8 +176,10 @@ def diagnosis_cmd(
 
 @app.command("rulebank")
 def rulebank_cmd(
-    subset: Annotated[str, typer.Option("--subset", help="ci (building_energy, at most 2 priors) or all (every scenario).")] = "all",
-    scenario: Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Scenario (repeatable); default: those of --subset.")] = None,
+    subset: Annotated[str, typer.Option("--subset", help="ci (building_energy, at most 2 priors) or all (the scenarios of --split).")] = "all",
+    split: Annotated[str, typer.Option("--split", help="validate (default), tune or all: TimeAnomalyBench's fixed split of its 12 scenarios; "
+                                       "used unless --scenario is given or --subset is ci.")] = "validate",
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Scenario (repeatable); default: those of --subset and --split.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the tables, banks, runs and generated data.")] = Path("out/evals/rulebank"),
     seed: Annotated[int, typer.Option(help="Scenario and sampling seed.")] = 0,
     max_steps: Annotated[int, typer.Option(help="Model-call budget per scenario.")] = 40,
@@ -187,24 +192,18 @@ def rulebank_cmd(
     """Mine a bank per TimeAnomalyBench scenario and score it, and the heuristic bank, against the hidden bank.
 
     Example: anomalygraph eval rulebank --scenario pump
+    or: anomalygraph eval rulebank --split tune
     or: anomalygraph eval rulebank --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
     """
     from anomalygraph.evals.agents.rulebank import (
         CI_MAX_PRIORS,
-        CI_SCENARIOS,
+        choose_scenarios,
         markdown_table,
         run_rulebank_eval,
     )
-    from anomalygraph.rulebank.timeanomalybench import scenario_names
 
     settings = model_settings(provider, base_url, model, llm_config, vision)
-    if subset not in ("ci", "all"):
-        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
-    known = scenario_names()
-    unknown = [s for s in scenario or [] if s not in known]
-    if unknown:
-        raise ConfigError(f"unknown scenario(s) {unknown}; known: {', '.join(known)}")
-    chosen = list(scenario or (CI_SCENARIOS if subset == "ci" else known))
+    chosen = choose_scenarios(subset, split, scenario)
     console = Console(stderr=True)
     report = run_rulebank_eval(chosen, out, llm_settings=settings, seed=seed, max_steps=max_steps,
                                max_priors=CI_MAX_PRIORS if subset == "ci" else 8,

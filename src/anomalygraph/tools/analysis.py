@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.stats import spearmanr
 
 from anomalygraph.core.errors import ConfigError, DataError
@@ -50,12 +50,23 @@ class DetectArgs(SeriesArgs):
 
 class CompareArgs(SeriesArgs):
     detectors: list[str] = Field(default_factory=lambda: ["iforest", "sub_pca", "matrix_profile"], min_length=2)
+    start: int | None = Field(None, ge=0, description="first row of interest: say which detectors flag rows start..end")
+    end: int | None = Field(None, ge=0, description="last row of interest, inclusive")
+
+    @model_validator(mode="after")
+    def _rows(self) -> CompareArgs:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end (the rows of interest), or neither")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
 
 
 class WindowArgs(SeriesArgs):
     start: int = Field(ge=0, description="first row of the window")
     end: int = Field(ge=0, description="last row of the window, inclusive")
     context: int | None = Field(None, ge=10, description="rows of context on each side (default: 5x the window)")
+    channel: str | None = Field(None, description="report only this channel (default: every channel that deviates)")
 
 
 class EvaluateArgs(SeriesArgs):
@@ -108,6 +119,7 @@ class Comparison(BaseModel):
     flagged: dict[str, int]
     intervals: list[AgreedInterval] = Field(description="union of all detectors' intervals, most agreed first")
     rank_correlation: dict[str, float] = Field(description="Spearman correlation of scores per detector pair")
+    over_rows: dict[str, bool] | None = Field(None, description="per detector: does it flag any of the rows of interest")
 
 
 class PlotResult(BaseModel):
@@ -231,12 +243,21 @@ def compare(ctx: ToolContext, args: CompareArgs) -> Comparison:
             summary += f"; the strongest is {describe(strongest)}, flagged by {', '.join(strongest.detectors)}"
     else:
         summary = f"none of {', '.join(names)} flags an interval above its threshold"
+    over = None
+    if args.start is not None and args.end is not None:
+        if args.end >= series.length:
+            raise DataError(f"rows {args.start}..{args.end} are outside series '{series.name}' of {series.length} rows")
+        who = agreeing(masks, args.start, args.end)
+        over = {n: n in who for n in names}
+        rest = [n for n in names if n not in who]
+        said = f"over rows {args.start}..{args.end}: " + (f"flagged by {', '.join(who)}" if who else "flagged by none")
+        summary = said + (f"; not by {', '.join(rest)}" if who and rest else "") + "; overall: " + summary
     return Comparison(summary=summary, path=key, detectors=names, flagged={n: r.n_flagged for n, r in runs.items()},
-                      intervals=agreed[:MAX_INTERVALS], rank_correlation=correlation)
+                      intervals=agreed[:MAX_INTERVALS], rank_correlation=correlation, over_rows=over)
 
 
 def explain(ctx: ToolContext, args: WindowArgs) -> WindowExplanation:
-    return explain_window(ctx.load(args.path)[1], args.start, args.end, context=args.context)
+    return explain_window(ctx.load(args.path)[1], args.start, args.end, context=args.context, channel=args.channel)
 
 
 def plot(ctx: ToolContext, args: PlotArgs) -> PlotResult:

@@ -60,11 +60,39 @@ def _morphology(
     if abs(level_z) >= 3 and len(window) < 4:
         return "spike" if level_z > 0 else "dip"
     if abs(level_z) >= 3:
-        halves = np.array_split(window, 2)
-        first, second = float(np.median(halves[0])), float(np.median(halves[-1]))
-        gradual = abs(second - first) / scale > 2 and abs((first - median) / scale) < abs(level_z) / 2
-        return "drift" if gradual else "level_shift"
+        return "drift" if _ramp_fits_better(window) else "level_shift"
     return "contextual"
+
+
+def _ramp_fits_better(window: np.ndarray) -> bool:
+    """Whether a straight line explains the window better than one step (two flat segments).
+
+    A level shift is abrupt, a drift gradual; the window often starts before the change (labels
+    and detected intervals are rarely tight), so a test on the window's halves reads a late step
+    as a ramp. The best single split is found in one pass over cumulative sums.
+    """
+    y = np.asarray(window, dtype=np.float64)
+    n = len(y)
+    if n < 6:
+        return False
+    t = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(t, y, 1)
+    line_sse = float(np.sum((y - (slope * t + intercept)) ** 2))
+    csum, csum2 = np.cumsum(y), np.cumsum(y * y)
+    k = np.arange(1, n)  # left segment y[:k]
+    left = csum2[k - 1] - csum[k - 1] ** 2 / k
+    right = (csum2[-1] - csum2[k - 1]) - (csum[-1] - csum[k - 1]) ** 2 / (n - k)
+    step_sse = float(np.min(left + right))
+    return line_sse < step_sse
+
+
+def _longest_run(x: np.ndarray) -> int:
+    """The longest run of identical consecutive values."""
+    if len(x) == 0:
+        return 0
+    breaks = np.flatnonzero(np.diff(x) != 0)
+    edges = np.concatenate(([-1], breaks, [len(x) - 1]))
+    return int(np.max(np.diff(edges)))
 
 
 def seasonal_residual(x: np.ndarray, rows: np.ndarray, reference: np.ndarray, period: int) -> np.ndarray:
@@ -84,14 +112,20 @@ def seasonal_residual(x: np.ndarray, rows: np.ndarray, reference: np.ndarray, pe
     return np.where(has, x[rows] - baseline, np.nan)
 
 
-def explain_window(series: TimeSeries, start: int, end: int, *, context: int | None = None, top: int = 5) -> WindowExplanation:
+def explain_window(series: TimeSeries, start: int, end: int, *, context: int | None = None, top: int = 5,
+                   channel: str | None = None) -> WindowExplanation:
     """Compare rows ``start..end`` (inclusive) with ``context`` rows on each side (default 5x the window).
 
     A seasonal channel is compared phase by phase: each value against the median of the context
-    at the same phase of its dominant period, so a quiet night is not mistaken for a drop.
+    at the same phase of its dominant period, so a quiet night is not mistaken for a drop. With
+    ``channel``, only that channel is reported (the question "what shape is it in channel X"
+    must not be answered from the channel that deviates most).
     """
     if not 0 <= start <= end < series.length:
         raise DataError(f"window {start}..{end} is outside series '{series.name}' of {series.length} rows")
+    if channel is not None and channel not in series.channels:
+        shown = ", ".join(series.channels[:20]) + (" ..." if series.n_channels > 20 else "")
+        raise DataError(f"series '{series.name}' has no channel '{channel}'; its channels: {shown}")
     length = end - start + 1
     reach = context if context is not None else max(5 * length, 100)
     lo, hi = max(0, start - reach), min(series.length, end + 1 + reach)
@@ -103,10 +137,17 @@ def explain_window(series: TimeSeries, start: int, end: int, *, context: int | N
     floors = 0.1 * series.values.std(axis=0) + 1e-9
     win_idx = np.arange(start, end + 1)
     for j, name in enumerate(series.channels):
+        if channel is not None and name != channel:
+            continue
         x = series.values[:, j].astype(np.float64)
         window, ctx = x[win_idx], x[ctx_idx]
         continuous = len(np.unique(ctx[:500])) > 10  # on/off command channels are often flat; not a stuck sensor
-        if continuous and length >= 3 and ctx.std() > floors[j] and window.std() <= 0.01 * ctx.std():
+        # stuck: the window hardly moves, or repeats one value far longer than the context ever does
+        stuck = length >= 3 and ctx.std() > floors[j] and window.std() <= 0.01 * ctx.std()
+        if continuous and not stuck and length >= 5:
+            run = _longest_run(window)
+            stuck = run >= max(5, 0.25 * length) and run >= 3 * max(_longest_run(ctx), 1)
+        if continuous and stuck:
             # a stuck sensor can sit at a normal level, so it is judged on the raw values first
             deviations.append(ChannelDeviation(channel=name, level_z=0.0, peak_z=0.0, spread_ratio=round(
                 float(window.std() / ctx.std()), 4), morphology="flatline"))
@@ -133,6 +174,11 @@ def explain_window(series: TimeSeries, start: int, end: int, *, context: int | N
     if deviations:
         head = ", ".join(f"{d.channel} ({d.morphology}, peak {d.peak_z:.1f} sigma)" for d in deviations[:3])
         text = f"{len(deviations)} of {series.n_channels} channel(s) deviate from their context: {head}"
+        if channel is not None:
+            d = deviations[0]
+            text = f"channel {channel} deviates from its context: {d.morphology}, peak {d.peak_z:.1f} sigma"
+    elif channel is not None:
+        text = f"channel {channel} does not deviate by more than 3 robust sigmas from rows {lo}..{hi - 1}"
     else:
         text = f"no channel deviates by more than 3 robust sigmas from rows {lo}..{hi - 1}"
     return WindowExplanation(

@@ -7,8 +7,10 @@ channels (the most variable), a trend, seasonal periods and change points in row
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field
 
+from anomalygraph.core.durations import human_seconds
 from anomalygraph.core.intervals import mask_to_intervals
 from anomalygraph.data.changes import change_points
 from anomalygraph.data.periods import periods
@@ -81,7 +83,7 @@ def profile_series(series: TimeSeries, max_channels: int = 8) -> SeriesProfile:
     labels = [LabelWindow(rows=f"{a}..{b}", start=a, end=b, start_time=None if ts is None else str(ts[a]),
                           end_time=None if ts is None else str(ts[b])) for a, b in windows[:MAX_LABEL_WINDOWS]]
     facts = [f"{series.length} rows", f"{series.n_channels} channel(s)",
-             f"sampled every {summary.sampling}" if summary.sampling else "no timestamps (row index)",
+             f"sampled every {_step(summary.sampling)}" if summary.sampling else "no timestamps (row index)",
              f"dominant period {period} rows" if period else "no clear seasonal period"]
     if series.labels is not None:
         facts.append(f"{len(windows)} labelled anomaly window(s)"
@@ -94,3 +96,10 @@ def profile_series(series: TimeSeries, max_channels: int = 8) -> SeriesProfile:
         channels_profiled=channels,
         omitted_channels=series.n_channels - len(channels),
     )
+
+
+def _step(sampling: str) -> str:
+    """A pandas step ("0 days 01:00:00") as people write it: "1 hour (3600 s)"."""
+    seconds = pd.Timedelta(sampling).total_seconds()
+    text = human_seconds(seconds)
+    return text if text.endswith(" s") else f"{text} ({seconds:g} s)"

@@ -248,9 +248,19 @@ def test_cli_split_option_chooses_the_questions(recorded_eval, shared_data, tmp_
     assert f"of the {split} split" in " ".join(result.output.split())  # the table, as rich renders it
 
 
+def test_cli_strategy_reaches_the_eval(recorded_eval, shared_data, tmp_path):
+    app = typer.Typer()
+    app.add_typer(eval_cli.app, name="eval")
+    result = CliRunner().invoke(app, ["eval", "analyst", "--data", str(shared_data), "--out", str(tmp_path),
+                                      "--strategy", "native"])
+    assert result.exit_code == 0, result.output
+    assert recorded_eval[0]["strategy"] == "native"
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["eval", "analyst", "--split", "test"], "--split must be validate, tune or all"),
     (["eval", "analyst", "--subset", "ci", "--split", "tune"], "no question is in both subset ci and split tune"),
+    (["eval", "analyst", "--strategy", "magic"], "--strategy must be auto, native or guided"),
 ])
 def test_cli_bad_split_is_a_one_line_error(recorded_eval, shared_data, argv, message, capsys):
     from anomalygraph.cli.main import main

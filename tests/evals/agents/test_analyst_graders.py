@@ -138,6 +138,8 @@ CHANNELS = ["value", *[f"cmd{i}" for i in range(1, 25)]]
     ("cmd9 deviates most, then cmd7.", "cmd9", True),
     ("cmd7, then cmd9.", "cmd9", False),  # the first named is the answer
     ("cmd12 has the largest value.", "value", False),  # 'value' as a plain word is not the channel
+    ("The channel that deviates most from its surroundings there is value.", "value", True),
+    ("The channel with the highest value is cmd3.", "value", False),
     ("cmd19.", "cmd9", False),
     ("cmd1, cmd2, cmd3 and cmd9.", "cmd9", False),  # hedged
 ])

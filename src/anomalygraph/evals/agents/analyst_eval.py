@@ -209,7 +209,7 @@ def prepare(q: Question, data_root: Path) -> tuple[str, Gold, TimeSeries]:
 
 
 def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: int, plots_dir: Path,
-            tools_per_turn: int | None = None, planner: str = "kinds") -> QuestionResult:
+            tools_per_turn: int | None = None, planner: str = "kinds", strategy: str = "auto") -> QuestionResult:
     from langgraph.checkpoint.memory import InMemorySaver
 
     from anomalygraph.agents.analyst.view import render_call
@@ -218,7 +218,8 @@ def ask_one(model: BaseChatModel, q: Question, data_root: Path, *, max_steps: in
 
     text, gold, series = prepare(q, data_root)
     context = AnalystContext(model=model, data_roots=[str(data_root)], output_dir=str(plots_dir),
-                             max_steps=max_steps, tools_per_turn=tools_per_turn, planner=planner)  # type: ignore[arg-type]
+                             max_steps=max_steps, tools_per_turn=tools_per_turn, planner=planner,  # type: ignore[arg-type]
+                             strategy=strategy)  # type: ignore[arg-type]
     usage = UsageLogger()
     started = time.perf_counter()
     error = None
@@ -253,6 +254,7 @@ def run_eval(
     max_steps: int = 6,
     tools_per_turn: int | None = None,
     planner: str = "kinds",
+    strategy: str = "auto",
     out_dir: Path,
     subset: str = "all",
     split: str = "all",
@@ -267,17 +269,17 @@ def run_eval(
     results = []
     for q in questions:
         result = ask_one(model, q, data_root, max_steps=max_steps, plots_dir=out_dir / "plots", tools_per_turn=tools_per_turn,
-                         planner=planner)
+                         planner=planner, strategy=strategy)
         results.append(result)
         if on_result:
             on_result(result)
     made = sum(r.tool_calls for r in results)
     caps = capabilities_of(model)
-    probe = AnalystContext(model=model, max_steps=max_steps, tools_per_turn=tools_per_turn)
+    probe = AnalystContext(model=model, max_steps=max_steps, tools_per_turn=tools_per_turn, strategy=strategy)  # type: ignore[arg-type]
     report = EvalReport(
         model=model_name(model),
         provider=str(getattr(model, "provider", None) or "unknown"),
-        strategy=probe.resolved_strategy() if caps is not None else "guided",
+        strategy=probe.resolved_strategy() if caps is not None or strategy != "auto" else "guided",
         subset=subset, split=split, max_steps=max_steps, tools_per_turn=probe.answer_after(), n_questions=len(results),
         accuracy=round(sum(r.correct for r in results) / len(results), 3),
         per_kind=per_kind(results),

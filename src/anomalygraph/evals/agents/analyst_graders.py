@@ -293,8 +293,9 @@ _SHAPE_WORDS = "spike|dip|level_shift|drift|flatline|variance_burst|contextual"
 
 def channels_in(text: str, channels: Sequence[str]) -> list[str]:
     """Channel names the answer mentions, first mention first. A name with digits (``cmd9``) as a
-    whole word; a plain word (``value``) only when quoted, called a channel or column, or followed
-    by a shape in brackets as explain_window writes it (``value (spike, peak 316 sigma)``)."""
+    whole word; a plain word (``value``) only when quoted, called a channel or column, said to be
+    the channel ("the channel that deviates most is value"), or followed by a shape in brackets
+    as explain_window writes it (``value (spike, peak 316 sigma)``)."""
     found = []
     for name in channels:
         word = re.escape(name)
@@ -302,7 +303,8 @@ def channels_in(text: str, channels: Sequence[str]) -> list[str]:
             hit = re.search(rf"(?<![\w-]){word}(?![\w-])", text, re.IGNORECASE)
         else:
             hit = re.search(rf"['\"`*]{word}['\"`*]|\b{word}\s+(?:channel|column)\b|\b(?:channel|column)\s+['\"`]?{word}\b"
-                            rf"|\b{word}\s*\((?:{_SHAPE_WORDS})\b", text, re.IGNORECASE)
+                            rf"|\b{word}\s*\((?:{_SHAPE_WORDS})\b|\b(?:channel|column)\b[^.;\n]{{0,80}}?\b(?:is|was)\s+(?:the\s+)?{word}\b",
+                            text, re.IGNORECASE)
         if hit:
             found.append((hit.start(), name))
     return [name for _, name in sorted(found)]

@@ -5,8 +5,10 @@ normal (training) rows, and score the stored bank against the hidden bank that i
 test anomalies (morphology precision / recall / F1, weighted by sampling weight too, channel
 and duration agreement of matched rules). The heuristic ``cutaddpaste`` bank is scored the same
 way, as the scenario-agnostic baseline APE argues against. Writes ``rulebank_eval.md`` and
-``rulebank_eval.json``.
+``rulebank_eval.json``; each row carries its scenario's fold of the fixed tune/validate split and
+the table has mean rows per fold.
 
+    anomalygraph eval rulebank --split validate --out out/evals/rulebank
     anomalygraph eval rulebank --scenario pump --out out/evals/rulebank
     anomalygraph eval rulebank --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
 """
@@ -22,6 +24,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.evals.agents.tables import write_eval
 
@@ -29,6 +32,30 @@ HEURISTIC_BANK = "cutaddpaste"
 CI_SCENARIOS = ("building_energy",)  # the CI subset: one scenario, two priors (about 2 min on 2 cores)
 CI_MAX_PRIORS = 2
 HEURISTIC_WINDOW = 100  # cutaddpaste states durations as window shares; the sampler's default window
+SPLIT_CHOICES = ("tune", "validate", "all")
+
+
+def choose_scenarios(subset: str = "all", split: str = "validate", scenarios: Sequence[str] | None = None) -> list[str]:
+    """The scenarios an eval runs: those named, else the CI set for ``subset='ci'``, else the fold ``split``.
+
+    ``split`` is a fold of :data:`anomalygraph.rulebank.timeanomalybench.SPLITS` or ``all``; it is
+    checked even when scenarios are named, so a typo never passes silently.
+    """
+    from anomalygraph.rulebank.timeanomalybench import scenario_names, scenarios_in
+
+    if subset not in ("ci", "all"):
+        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
+    if split not in SPLIT_CHOICES:
+        raise ConfigError(f"--split must be tune, validate or all, got {split!r}")
+    known = scenario_names()
+    unknown = [s for s in scenarios or [] if s not in known]
+    if unknown:
+        raise ConfigError(f"unknown scenario(s) {unknown}; known: {', '.join(known)}")
+    if scenarios:
+        return list(scenarios)
+    if subset == "ci":
+        return list(CI_SCENARIOS)
+    return scenarios_in(split)  # type: ignore[arg-type]
 
 
 class EvalRow(BaseModel):
@@ -37,6 +64,7 @@ class EvalRow(BaseModel):
     scenario: str
     bank: Literal["mined", "heuristic"]
     bank_name: str
+    split: Literal["tune", "validate"] | None = Field(None, description="the scenario's fold of TimeAnomalyBench's fixed split")
     status: str
     rules: int = 0
     morphology_precision: float | None = None
@@ -69,8 +97,10 @@ def _row(scenario: str, kind: Literal["mined", "heuristic"], bank: Any, hidden: 
     from anomalygraph.rulebank.scoring import score_bank
 
     s = score_bank(bank, hidden, step_seconds=step_seconds, window=HEURISTIC_WINDOW, channels=channels)
+    from anomalygraph.rulebank.timeanomalybench import split_of
+
     return EvalRow(
-        scenario=scenario, bank=kind, bank_name=bank.name, rules=len(bank.rules),
+        scenario=scenario, bank=kind, bank_name=bank.name, split=split_of(scenario), rules=len(bank.rules),
         morphology_precision=s.morphology_precision, morphology_recall=s.morphology_recall, morphology_f1=s.morphology_f1,
         weighted_precision=s.weighted_precision, weighted_recall=s.weighted_recall,
         channel_jaccard=s.channel_jaccard, duration_overlap=s.duration_overlap,
@@ -98,7 +128,7 @@ def run_rulebank_eval(
     )
     from anomalygraph.llm.factory import model_name
     from anomalygraph.rulebank.store import load_bank
-    from anomalygraph.rulebank.timeanomalybench import generate, get_scenario, write_bench
+    from anomalygraph.rulebank.timeanomalybench import generate, get_scenario, split_of, write_bench
 
     out = Path(out_dir)
     rows: list[EvalRow] = []
@@ -134,7 +164,7 @@ def run_rulebank_eval(
                              channels=channels, status="stored", model_steps=result.model_steps, seconds=seconds,
                              bank_path=result.bank_path, note="; ".join(result.notes)[:500]))
         else:
-            rows.append(EvalRow(scenario=name, bank="mined", bank_name=f"{name}_mined", status=result.status,
+            rows.append(EvalRow(scenario=name, bank="mined", bank_name=f"{name}_mined", split=split_of(name), status=result.status,
                                 morphology_precision=0.0, morphology_recall=0.0, morphology_f1=0.0,
                                 model_steps=result.model_steps, seconds=seconds, note="; ".join(result.notes)[:500]))
         rows.append(_row(name, "heuristic", load_bank(HEURISTIC_BANK), hidden, step_seconds=spec.step_seconds,
@@ -148,29 +178,40 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+_MEAN_KEYS = ("morphology_precision", "morphology_recall", "morphology_f1", "weighted_precision", "weighted_recall",
+              "channel_jaccard", "duration_overlap")
+
+
+def _mean_cells(rows: list[EvalRow]) -> list[str]:
+    cells = []
+    for key in _MEAN_KEYS:
+        vals = [v for v in (getattr(r, key) for r in rows) if v is not None]
+        cells.append(_fmt(sum(vals) / len(vals) if vals else None))
+    return cells
+
+
 def markdown_table(report: RulebankEval) -> str:
-    head = ["scenario", "bank", "status", "rules", "morph. P", "morph. R", "morph. F1", "weighted P", "weighted R",
+    head = ["scenario", "bank", "split", "status", "rules", "morph. P", "morph. R", "morph. F1", "weighted P", "weighted R",
             "channel J", "duration overlap", "model calls", "seconds"]
     lines = [f"Rule-bank generation on TimeAnomalyBench (seed {report.seed}), model `{report.model}`, "
              f"scored against the hidden banks.", "", *table_lines(head)]
     for r in report.rows:
         lines.append(md_row([
-            r.scenario, f"{r.bank} ({r.bank_name})", r.status, r.rules, _fmt(r.morphology_precision),
+            r.scenario, f"{r.bank} ({r.bank_name})", r.split or "-", r.status, r.rules, _fmt(r.morphology_precision),
             _fmt(r.morphology_recall), _fmt(r.morphology_f1), _fmt(r.weighted_precision), _fmt(r.weighted_recall),
             _fmt(r.channel_jaccard), _fmt(r.duration_overlap), r.model_steps if r.model_steps is not None else "-",
             r.seconds if r.seconds is not None else "-",
         ]))
+    # means per fold (the validate fold is the one to report), then over every row when folds mix
+    splits = sorted({r.split for r in report.rows if r.split is not None}, key=lambda s: s != "validate")
     for kind in ("mined", "heuristic"):
         rows = [r for r in report.rows if r.bank == kind]
-        if len(rows) > 1:
-            def mean(key: str, rows: list[EvalRow] = rows) -> float | None:
-                vals = [getattr(r, key) for r in rows if getattr(r, key) is not None]
-                return sum(vals) / len(vals) if vals else None
-            lines.append(md_row([
-                "**mean**", kind, "", "", _fmt(mean("morphology_precision")), _fmt(mean("morphology_recall")),
-                _fmt(mean("morphology_f1")), _fmt(mean("weighted_precision")), _fmt(mean("weighted_recall")),
-                _fmt(mean("channel_jaccard")), _fmt(mean("duration_overlap")), "", "",
-            ]))
+        for split in splits:
+            part = [r for r in rows if r.split == split]
+            if len(part) > 1:
+                lines.append(md_row([f"**mean ({split})**", kind, split, "", "", *_mean_cells(part), "", ""]))
+        if len(rows) > 1 and (len(splits) != 1 or any(r.split is None for r in rows)):
+            lines.append(md_row(["**mean**", kind, "all", "", "", *_mean_cells(rows), "", ""]))
     lines.append("")
     for r in report.rows:
         if r.bank == "mined":

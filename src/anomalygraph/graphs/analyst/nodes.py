@@ -34,8 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from anomalygraph.agents.analyst.plans import (
+    direct_answer,
     key_facts,
     kind_schema,
+    kinds_in,
     kinds_menu,
     plan_for,
     planned_args,
@@ -159,19 +161,26 @@ def classify(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str,
     question = _question(state)
     if not needs_data(question, state.get("file")):
         return {"planned": []}
-    model = ctx.structured_model()
-    instruction = _prompt("classify", question=question, kinds=kinds_menu())
-    try:
-        answer = _invoke_fitting(ctx, state, "text", [HumanMessage(content=instruction)],
-                                 lambda convo: structured(model, kind_schema(), convo), earlier_turns=False)
-    except (StructuredOutputError, LLMContextLengthError) as exc:
-        return {"planned": [], "notes": [f"the question's kind could not be read ({cut(str(exc), 200)}); planning step by step"]}
+    worded = kinds_in(question)
+    if len(worded) == 1:
+        kind, how = worded[0], "its wording asks for this"
+    else:
+        model = ctx.structured_model()
+        choices = tuple(worded) or None
+        instruction = _prompt("classify", question=question, kinds=kinds_menu(choices))
+        try:
+            answer = _invoke_fitting(ctx, state, "text", [HumanMessage(content=instruction)],
+                                     lambda convo: structured(model, kind_schema(choices), convo), earlier_turns=False)
+        except (StructuredOutputError, LLMContextLengthError) as exc:
+            return {"planned": [], "notes": [f"the question's kind could not be read ({cut(str(exc), 200)}); planning step by step"]}
+        kind = answer.kind
+        how = f"the model chose it from {', '.join(worded)}" if worded else "the model named it"
     names = [t.name for t in ctx.toolset()]
-    planned = plan_for(answer.kind, names, question)[: ctx.max_steps]
-    update: dict[str, Any] = {"kind": answer.kind, "planned": planned}
+    planned = plan_for(kind, names, question)[: ctx.max_steps]
+    update: dict[str, Any] = {"kind": kind, "planned": planned}
     if planned:
         update["next_action"] = planned[0]
-        update["notes"] = [f"a '{answer.kind}' question: running {', '.join(planned)}"]
+        update["notes"] = [f"a '{kind}' question ({how}): running {', '.join(planned)}"]
     return update
 
 
@@ -327,7 +336,7 @@ def act(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, Any]
     planned = state.get("planned") or []
     if planned and planned[0] == name and (bind_path or "path" not in tool.args_schema.model_fields):
         messages = state.get("messages", [])
-        extra = planned_args(name, _question(state), messages[turn_start(messages):])
+        extra = planned_args(name, _question(state), messages[turn_start(messages):], offered_detectors(ctx))
         if extra is not None:
             return _calling(name, {**bound, **extra}, call_id)
     if schema is None:
@@ -571,7 +580,12 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
         notes_for_model.append(_prompt("respond_all_failed"))
     note = " ".join(notes_for_model)
     instruction = load_prompt("analyst/respond").render(question=_question(state), budget_note=note)
-    facts = key_facts(messages[turn_start(messages):])
+    turn = messages[turn_start(messages):]
+    facts = key_facts(turn)
+    # the tools' own answer to this kind of question: shown first, and the reply when the model's misses it
+    direct = direct_answer(state.get("kind"), _question(state), turn) if transcript == "text" else None
+    if direct is not None and direct.terms:
+        facts = [f"answer ({direct.tool}): {direct.sentence}", *facts]
     if facts and transcript == "text":
         # the sentences the tools wrote for this question, last before the question: small models
         # answer from what they read last, and the YAML results above are long
@@ -602,6 +616,11 @@ def respond(state: AnalystState, runtime: Runtime[AnalystContext]) -> dict[str, 
         invented = unsupported(text)
         notes.append("the first answer quoted numbers or names no tool reported; it was asked again"
                      + (f", and still quotes {', '.join(invented[:5])}: check them against the tool results" if invented else ""))
+    if direct is not None and direct.terms and not direct.stated_by(text):
+        # A small model echoes the question's choices or a neighbouring fact; the tool's own
+        # sentence is the answer then, with its source (measured: see the analyst eval's notes).
+        text = f"{direct.sentence} (from {direct.tool})."
+        notes.append(f"the model's answer did not state what {direct.tool} reported; the reply is {direct.tool}'s own answer")
     if not text:
         text = _fallback_answer(state)
         notes.append("the model's answer was empty; the reply lists the tool calls instead")

@@ -26,6 +26,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
+from anomalygraph.agents.prior_candidates import (
+    ChannelMeasure,
+    candidates_for,
+    channel_descriptions,
+    check_samples,
+    measure_channels,
+)
 from anomalygraph.agents.prior_miner import (
     MAX_DURATION_SHARE,
     PriorMiner,
@@ -151,6 +158,10 @@ def facts_of(state: GenerationState) -> SeriesFacts:
     return SeriesFacts.model_validate(state["facts"])
 
 
+def measures_of(state: GenerationState) -> list[ChannelMeasure]:
+    return [ChannelMeasure.model_validate(m) for m in state.get("measures") or []]
+
+
 def steps_of_duration(rule: Rule, facts: SeriesFacts) -> float:
     """The longest duration a rule draws, in steps (window shares count as a tenth of the minimum window)."""
     high = (rule.duration.dist.support() or (1.0, 1.0))[1]
@@ -214,6 +225,7 @@ def prepare(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict
     if series.length < MIN_WINDOW:
         raise DataError(f"{state['series_path']}: {series.length} normal rows; rule-bank generation needs at least {MIN_WINDOW}")
     facts = series_facts(series)
+    measures = measure_channels(series)
     notes = []
     if state.get("train_end") is None and cached_series(real).train_end is None:
         notes.append(f"no training split given: all {series.length} rows are treated as normal "
@@ -230,7 +242,7 @@ def prepare(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict
         f"plot {overview}",
     ]
     return {
-        "facts": facts.model_dump(mode="json"), "inputs": inputs, "overview_plot": str(overview),
+        "facts": facts.model_dump(mode="json"), "measures": [m.model_dump(mode="json") for m in measures], "inputs": inputs, "overview_plot": str(overview),
         "model": miner.model_name, "prompt_versions": miner.prompt_versions,
         "bank_name": state.get("bank_name") or bank_name_from(state["out_path"]),
         "steps": 0, "round": 0, "rules": {}, "queue": [], "current": None, "failed": None, "samples": {},
@@ -251,11 +263,18 @@ def list_faults(state: GenerationState, runtime: Runtime[GenerationContext]) -> 
         return {"steps": steps + 1, "failed": f"the model could not list the scenario's faults: {exc}"}
     taken: set[str] = set()
     queue = []
+    found = []
+    measures = measures_of(state)
+    descriptions = channel_descriptions(state["scenario"], [m.name for m in measures])
     for fault in faults:
         rid = slug(fault, taken)
         taken.add(rid)
-        queue.append(WorkItem(fault=fault, rule_id=rid).model_dump())
-    return {"steps": steps + 1, "faults": faults, "queue": queue, "_detail": f"{len(faults)} faults"}
+        cands = candidates_for(fault, state["scenario"], measures, descriptions)
+        found.append(cands.model_dump(mode="json"))
+        queue.append(WorkItem(fault=fault, rule_id=rid, shapes=[c.morphology for c in cands.shapes],
+                              candidates=cands.describe()).model_dump())
+    return {"steps": steps + 1, "faults": faults, "queue": queue, "candidates": found,
+            "_detail": f"{len(faults)} faults"}
 
 
 # -------------------------------------------------------------------- propose
@@ -282,7 +301,8 @@ def propose(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict
         try:
             context = miner.context_message(state["scenario"], facts, view=normal_series(state, ctx) if with_plot else None,
                                             plot=state.get("overview_plot") if with_plot else None)
-            proposal = miner.propose(context, facts, item.fault, previous=item.previous, problem=item.problem)
+            proposal = miner.propose(context, facts, item.fault, previous=item.previous, problem=item.problem,
+                                     candidates=item.candidates, shapes=item.shapes)
         except LLMContextLengthError as exc:
             if not with_plot:
                 raise
@@ -291,7 +311,8 @@ def propose(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict
             update["notes"] = [f"the plot did not fit the model's context window, so priors are written from the "
                                f"scenario text and the data's statistics alone ({exc})"]
             proposal = miner.propose(miner.context_message(state["scenario"], facts), facts, item.fault,
-                                     previous=item.previous, problem=item.problem)
+                                     previous=item.previous, problem=item.problem,
+                                     candidates=item.candidates, shapes=item.shapes)
     except (StructuredOutputError, LLMContextLengthError) as exc:
         kind = "invalid structured output" if isinstance(exc, StructuredOutputError) else "prompt too long"
         return {**update, "dropped": [_dropped(item, "propose", f"{kind}: {exc}")],
@@ -403,25 +424,31 @@ def critique(state: GenerationState, runtime: Runtime[GenerationContext]) -> dic
     facts = facts_of(state)
     plot = (state.get("plots") or [None])[-1]
     budget_hit = False
+    checked = _checked(state, rules, pending, ctx) if ctx.critique and ctx.critic == "checks" else {}
     for rid in pending:
         mined = rules[rid]
         if not ctx.critique:
             rules[rid] = mined.model_copy(update={"status": "kept", "critique": "not reviewed (critique off)"})
             continue
-        if steps >= ctx.max_steps:
+        if ctx.critic == "checks":
+            verdict = checked[rid]
+        elif steps >= ctx.max_steps:
             budget_hit = True
             rules[rid] = mined.model_copy(update={"status": "unreviewed", "critique": "not reviewed: step budget spent"})
             continue
-        rule = Rule.model_validate(mined.rule)
-        try:
-            verdict = miner_of(ctx).critique(state["scenario"], mined.fault, rule, (state.get("samples") or {}).get(rid, ""),
-                                             step_seconds=facts.step_seconds, plot=plot)
-        except (StructuredOutputError, LLMContextLengthError) as exc:
+        else:
+            rule = Rule.model_validate(mined.rule)
+            try:
+                verdict = miner_of(ctx).critique(state["scenario"], mined.fault, rule,
+                                                 (state.get("samples") or {}).get(rid, ""),
+                                                 step_seconds=facts.step_seconds, plot=plot)
+            except (StructuredOutputError, LLMContextLengthError) as exc:
+                steps += 1
+                rules[rid] = mined.model_copy(update={"status": "unreviewed",
+                                                      "critique": f"the critic's answer was unusable: {exc}"})
+                notes.append(f"rule '{rid}' kept unreviewed: the critic's answer was unusable")
+                continue
             steps += 1
-            rules[rid] = mined.model_copy(update={"status": "unreviewed", "critique": f"the critic's answer was unusable: {exc}"})
-            notes.append(f"rule '{rid}' kept unreviewed: the critic's answer was unusable")
-            continue
-        steps += 1
         if verdict.verdict == "keep":
             rules[rid] = mined.model_copy(update={"status": "kept", "critique": verdict.reason, "verdict": "keep"})
         elif verdict.verdict == "reject":
@@ -430,8 +457,9 @@ def critique(state: GenerationState, runtime: Runtime[GenerationContext]) -> dic
                                        reason=f"rejected by the critic: {verdict.reason}").model_dump())
         elif mined.revision < ctx.max_revisions:
             del rules[rid]
+            asked = "a check of its samples found it" if ctx.critic == "checks" else "a reviewer who saw its samples asked for a revision"
             queue.append(WorkItem(fault=mined.fault, rule_id=rid, revision=mined.revision + 1, previous=mined.answer,
-                                  problem=f"a reviewer who saw its samples asked for a revision: {verdict.reason}"))
+                                  problem=f"{asked}: {verdict.reason}", **_candidates_of(state, mined.fault)))
         else:
             rules[rid] = mined.model_copy(update={
                 "status": "kept", "verdict": "revise",
@@ -444,6 +472,34 @@ def critique(state: GenerationState, runtime: Runtime[GenerationContext]) -> dic
         "round": state.get("round", 0) + 1, "dropped": dropped, "notes": notes,
         "_detail": f"{len(pending)} reviewed, {len(queue)} to revise",
     }
+
+
+def _candidates_of(state: GenerationState, fault: str) -> dict[str, Any]:
+    """The WorkItem fields a fault's candidates fill (a revision keeps the shapes it was limited to)."""
+    from anomalygraph.agents.prior_candidates import FaultCandidates
+
+    for raw in state.get("candidates") or []:
+        cands = FaultCandidates.model_validate(raw)
+        if cands.fault == fault:
+            return {"shapes": [c.morphology for c in cands.shapes], "candidates": cands.describe()}
+    return {}
+
+
+def _checked(state: GenerationState, rules: dict[str, MinedRule], pending: list[str], ctx: GenerationContext) -> dict[str, Any]:
+    """Measured verdicts for the pending rules, drawn as the sample node drew them; kept rules and
+    rules passed earlier in this round count for the duplicate check."""
+    series = normal_series(state, ctx)
+    facts = facts_of(state)
+    measures = measures_of(state) or measure_channels(series)
+    parsed = {rid: Rule.model_validate(rules[rid].rule) for rid in pending}
+    batches = draw_samples(parsed, series, facts, ctx, state["bank_name"], ctx.seed + 1000 * (state.get("round", 0) + 1))
+    kept = {rid: Rule.model_validate(r.rule) for rid, r in rules.items() if r.status != "proposed"}
+    out = {}
+    for rid in pending:
+        out[rid] = check_samples(parsed[rid], batches[rid], measures, kept, min_effect=ctx.min_effect)
+        if out[rid].verdict == "keep":
+            kept[rid] = parsed[rid]
+    return out
 
 
 # -------------------------------------------------------------------- approve

@@ -32,6 +32,8 @@ class WorkItem(_Model):
     revision: int = Field(0, ge=0, description="critique rounds this rule has been revised in")
     previous: str | None = Field(None, description="the last answer, shown back to the model")
     problem: str | None = Field(None, description="why the last answer could not be used")
+    shapes: list[str] = Field(default_factory=list, description="the shapes measurement left for it (empty: any)")
+    candidates: str = Field("", description="its candidates as the propose prompt shows them")
 
 
 class MinedRule(_Model):
@@ -127,6 +129,8 @@ class GenerationState(TypedDict, total=False):
     model: str
     prompt_versions: list[str]
     faults: list[str]
+    measures: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]
     # the loop
     queue: list[dict[str, Any]]
     current: dict[str, Any] | None
@@ -153,6 +157,8 @@ class GenerationContext(RunContext):
     tokens not reserved for it leave room for the prompt in a small context window).
     ``show_plot``: send the plot (an image, or its text rendering for a text-only model); a
     rendering that does not fit the model's context is dropped for the run, with a note.
+    ``critic``: ``checks`` judges each rule's samples by measurement (visible, plausible,
+    distinct; no model call), ``model`` asks the model for a keep/revise/reject verdict.
     """
 
     auto_approve: bool = False
@@ -161,6 +167,7 @@ class GenerationContext(RunContext):
     max_revisions: int = 1
     max_steps: int = 40
     critique: bool = True
+    critic: Literal["checks", "model"] = "checks"
     samples_per_rule: int = 4
     window: int | None = None
     seed: int = 0

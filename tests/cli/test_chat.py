@@ -110,6 +110,8 @@ def test_message_turn_shows_tools_plot_and_answer(app, series_file, tmp_path, us
     assert f"plot saved: {plot}" in text and plot.read_bytes()[:4] == b"\x89PNG"
     assert "analyst:" in text and "The spike is at rows 900..904." in text
     assert "2 tool call(s), 2 ok" in text and "5 model call(s)" in text
+    sources = " ".join(text.split()).split("sources: ")[1]
+    assert sources.startswith("detect(") and "detector=robust_z); plot_series(" in sources and "start=850, end=950)" in sources
     assert (out / "threads.sqlite").exists()
 
 

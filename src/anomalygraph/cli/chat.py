@@ -173,6 +173,9 @@ class TurnView:
             # a model that does not stream: the whole answer arrives at once
             self.console.print("[bold green]analyst:[/]")
             self.console.print(Markdown(turn.answer))
+        sources = [render_call(c.name, c.args) for c in turn.calls if c.outcome == "ok"]
+        if sources:  # where the answer's facts come from
+            self.console.print(f"[dim]sources: {escape('; '.join(sources))}[/]")
         for note in turn.notes:
             self.console.print(f"[yellow]note: {escape(note)}[/]")
         totals = usage.totals()

@@ -10,9 +10,9 @@ The table was written from general engineering vocabulary, then extended with th
 tune scenarios' incident notes use ("crash", "trip", "bounce", "re-send", "on and off"), before
 the miner was measured on TimeAnomalyBench's validate scenarios; it must not be edited to fit
 those: a cue belongs here when the word means that shape in most domains. Cues are matched as word prefixes on a
-lower-cased text, each followed by at most two more letters ("froze" matches "frozen", "late"
-does not match "latency"); a cue ending in ``*`` is a stem and takes any ending; multi-word cues
-match as phrases.
+lower-cased text, each with an English inflection or none ("leak" matches "leaking", "froze"
+matches "frozen", "late" does not match "latency"); a cue ending in ``*`` is a stem and takes any
+ending; multi-word cues match as phrases.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _CUES: dict[str, tuple[str, ...]] = {
     ),
     "dropout": (
         "reads zero", "read zero", "to zero", "zero reading", "loses", "lost", "loss of signal", "gap", "missing",
-        "outage", "disconnect*", "offline", "no signal", "no data", "dropout", "drop out", "drops out", "unplugged",
+        "outage", "disconnect*", "offline", "no signal", "no data", "dropout", "drop out", "drops out", "unplugged", "loose",
         "power cut", "blackout", "came off", "fell off", "slipped off", "detached", "dead", "crash*", "trip*", "producing nothing", "kept stopping", "went dark",
     ),
     "spike": (
@@ -94,7 +94,7 @@ assert set(FAULT_CUES) == set(MORPHOLOGIES), "every shape needs cues and every c
 def _pattern(cue: str) -> str:
     stem = cue.endswith("*")
     body = re.escape(cue.rstrip("*")).replace(r"\ ", r"\s+")
-    return r"\b" + body + (r"[a-z]*" if stem else r"[a-z]{0,2}\b")
+    return r"\b" + body + (r"[a-z]*" if stem else r"(?:s|es|d|ed|ing|er|ers|en|y|ly)?\b")
 
 
 _PATTERNS = {

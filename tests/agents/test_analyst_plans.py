@@ -142,6 +142,11 @@ def test_the_direct_answer_of_a_comparison_needs_rows_of_interest() -> None:
     direct = direct_answer("comparison", "Which detectors flag rows 5..9?", [over])
     assert direct is not None and direct.sentence == "Over rows 5..9: flagged by iforest; not by sub_pca"
     assert direct.stated_by("Only iforest flags them.") and not direct.stated_by("iforest and sub_pca flag them.")
+    nobody = _ok("compare_detectors", {"summary": "over rows 5..9: flagged by none; overall: 3 interval(s)",
+                                       "over_rows": {"iforest": False, "sub_pca": False}})
+    none = direct_answer("comparison", "Which detectors flag rows 5..9?", [nobody])
+    assert none is not None and none.terms == ["none"] and none.stated_by("None of them flags those rows.")
+    assert not none.stated_by("The tools flagged an interval overlapping rows 5..9.")
     no_rows = _ok("compare_detectors", {"summary": "3 interval(s)", "over_rows": None})
     assert direct_answer("comparison", "Do they agree?", [no_rows]) is None
     assert direct_answer("facts", "How many rows?", [over]) is None

@@ -332,6 +332,20 @@ def test_cli_generate_and_score(series_file, tmp_path, monkeypatch):
     assert result.exit_code == 0 and "1.00" in result.output
     bad = runner.invoke(app, [*args[:-2], "--out", str(tmp_path / "x.txt")])
     assert bad.exit_code != 0 and "must end in .yaml" in str(bad.exception)
+    judge = runner.invoke(app, [*args, "--critic", "judge"])
+    assert judge.exit_code != 0 and "--critic must be 'checks' or 'model'" in str(judge.exception)
+
+
+def test_cli_critic_model_asks_the_model_for_a_verdict(series_file, tmp_path, monkeypatch):
+    from anomalygraph.cli.rulebank import app
+
+    model = ScriptedChatModel(script=[faults("cavitation"), prior(), verdict("keep", "the text names it")])
+    monkeypatch.setattr("anomalygraph.llm.factory.get_chat_model", lambda settings=None, **_: model)
+    out = tmp_path / "mined.yaml"
+    result = CliRunner().invoke(app, ["generate", "--scenario", SCENARIO, "--series", str(series_file), "--out", str(out),
+                                      "--train-end", str(TRAIN), "--critic", "model", "--approve"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert len(model.calls) == 3 and load_bank(out).rules[0].provenance.note.count("the text names it") == 1
 
 
 def test_eval_scores_mined_and_heuristic_banks_on_a_bench_scenario(tmp_path):

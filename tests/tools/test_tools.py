@@ -158,6 +158,13 @@ def test_a_reading_stuck_for_part_of_the_window_is_a_flatline():
     assert explain_window(stuck, 480, 539).deviating_channels[0].morphology == "flatline"
 
 
+def test_a_stuck_stretch_that_runs_on_past_the_window_is_still_a_flatline():
+    """The labelled rows cover part of the frozen stretch: its rest, in the context, is the same fault."""
+    stuck = shaped("none")
+    stuck.values[500:560, 1] = stuck.values[500, 1]  # 40 rows of the window and 20 after it
+    assert explain_window(stuck, 480, 539).deviating_channels[0].morphology == "flatline"
+
+
 def test_explain_window_for_one_channel_reports_that_channel_only():
     series = shaped("spike")
     quiet = explain_window(series, 498, 502, channel="quiet")

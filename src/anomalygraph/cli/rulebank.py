@@ -303,7 +303,8 @@ def generate_cmd(
     max_attempts: Annotated[int, typer.Option(help="Proposals per prior when it fails to compile (the error goes back to the model).")] = 3,
     max_revisions: Annotated[int, typer.Option(help="Critique-driven revision rounds per rule.")] = 1,
     max_steps: Annotated[int, typer.Option(help="Budget of structured model calls for the whole run.")] = 40,
-    critique: Annotated[bool, typer.Option("--critique/--no-critique", help="Let the model review each rule's samples.")] = True,
+    critique: Annotated[bool, typer.Option("--critique/--no-critique", help="Review each rule's samples (--no-critique keeps every rule that compiles).")] = True,
+    critic: Annotated[str, typer.Option("--critic", help="checks (measured: visible, plausible, distinct; no model call) or model (the model's keep/revise/reject).")] = "checks",
     form: Annotated[str, typer.Option(help="Prior form: compact (small models) or full (the whole AnomalyPrior schema).")] = "compact",
     seed: Annotated[int, typer.Option(help="Seed of the pseudo-anomaly samples.")] = 0,
     work_dir: Annotated[Path | None, typer.Option(help="Plots, run record and checkpoints (default: <out stem>_run/).")] = None,
@@ -312,7 +313,7 @@ def generate_cmd(
 ) -> None:
     """Mine a scenario rule bank with the configured LLM (Agentic-PAG): scenario text + normal series -> priors -> rules.
 
-    The model lists the faults the text names, writes one prior per fault (invalid ones go back with the error), reviews sampled pseudo-anomalies of each rule, and revises; you approve the bank (or pass --approve). Re-running the same command resumes an interrupted or pending run.
+    The model lists the faults the text names; each fault's wording and the data's measurements leave a few candidate shapes; the model writes one prior per fault from them (invalid ones go back with the error); sampled pseudo-anomalies of each rule are checked (visible, plausible, distinct) and failing rules revised; you approve the bank (or pass --approve). Re-running the same command resumes an interrupted or pending run.
 
     Example: anomalygraph rulebank generate --scenario bench/pump/domain.md --series bench/pump/series.csv --train-end 7200 --out pump_mined.yaml --approve
     """
@@ -327,6 +328,8 @@ def generate_cmd(
 
     if form not in ("compact", "full"):
         raise ConfigError(f"--form must be 'compact' or 'full', got {form!r}")
+    if critic not in ("checks", "model"):
+        raise ConfigError(f"--critic must be 'checks' or 'model', got {critic!r}")
     for flag, value, low in (("--max-priors", max_priors, 1), ("--max-attempts", max_attempts, 1),
                              ("--max-revisions", max_revisions, 0), ("--max-steps", max_steps, 2)):
         if value < low:
@@ -343,7 +346,7 @@ def generate_cmd(
                                 train_end=train_end, name=name, work_dir=str(work_dir) if work_dir else None)
     ctx = GenerationContext(auto_approve=approve, max_priors=max_priors, max_attempts=max_attempts,
                             max_revisions=max_revisions, max_steps=max_steps, critique=critique, seed=seed,
-                            form=form, llm_config=str(llm_config) if llm_config else None,
+                            critic=critic, form=form, llm_config=str(llm_config) if llm_config else None,
                             data_roots=[str(p) for p in _data_roots(series)])
 
     def run(decision: object = None, resume: bool = True) -> object:

@@ -86,6 +86,24 @@ def _ramp_fits_better(window: np.ndarray) -> bool:
     return line_sse < step_sse
 
 
+def _normal_run(x: np.ndarray, lo: int, start: int, end: int, hi: int) -> int:
+    """The longest run of equal values in the context ``lo..start-1`` and ``end+1..hi-1``, leaving out
+    the runs that touch the window: a stuck stretch often begins before the labelled rows or ends
+    after them, and its continuation is the same fault, not the channel's normal behaviour."""
+    left, right = x[lo:start], x[end + 1 : hi]
+    if len(left) and start < len(x):
+        left = left[: len(left) - _edge_run(left[::-1], x[start])]
+    if len(right):
+        right = right[_edge_run(right, x[end]):]
+    return max(_longest_run(left), _longest_run(right))
+
+
+def _edge_run(x: np.ndarray, value: float) -> int:
+    """How many leading values of ``x`` equal ``value``."""
+    differs = np.flatnonzero(x != value)
+    return int(differs[0]) if len(differs) else len(x)
+
+
 def _longest_run(x: np.ndarray) -> int:
     """The longest run of identical consecutive values."""
     if len(x) == 0:
@@ -146,7 +164,7 @@ def explain_window(series: TimeSeries, start: int, end: int, *, context: int | N
         stuck = length >= 3 and ctx.std() > floors[j] and window.std() <= 0.01 * ctx.std()
         if continuous and not stuck and length >= 5:
             run = _longest_run(window)
-            stuck = run >= max(5, 0.25 * length) and run >= 3 * max(_longest_run(ctx), 1)
+            stuck = run >= max(5, 0.25 * length) and run >= 3 * max(_normal_run(x, lo, start, end, hi), 1)
         if continuous and stuck:
             # a stuck sensor can sit at a normal level, so it is judged on the raw values first
             deviations.append(ChannelDeviation(channel=name, level_z=0.0, peak_z=0.0, spread_ratio=round(

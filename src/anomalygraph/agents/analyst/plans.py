@@ -293,5 +293,6 @@ def direct_answer(kind: str | None, question: str, turn: Sequence[BaseMessage]) 
         who = [d for d, hit in over.items() if hit]
         rest = [d for d, hit in over.items() if not hit]
         said = str(result.get("summary", "")).split("; overall:")[0]
-        return DirectAnswer(tool=tool, sentence=said[:1].upper() + said[1:], terms=who, rivals=rest)
+        # "none" is an answer too: without it as a term an answer naming no detector would pass
+        return DirectAnswer(tool=tool, sentence=said[:1].upper() + said[1:], terms=who or ["none"], rivals=rest)
     return None

@@ -121,6 +121,16 @@ def test_every_prompt_loads_and_renders() -> None:
 
 
 # ---------------------------------------------------------------------- agent
+def test_a_sentence_given_as_a_fault_name_is_cut_at_a_word_not_refused() -> None:
+    from anomalygraph.agents.prior_miner import FAULT_CHARS, FaultList
+
+    long = ("Replica falling further and further behind while it waited on a long-running report query "
+            "that held a lock, until the primary was restarted")
+    (name,) = FaultList(faults=[long]).faults
+    assert len(name) <= FAULT_CHARS and long.startswith(name) and long[len(name)] == " "
+    assert FaultList(faults=["short one."]).faults == ["short one"]
+
+
 def test_list_faults_dedupes_and_caps() -> None:
     model = ScriptedChatModel(script=[tool_call("FaultList", {"faults": ["Leak.", "leak", "  stuck   sensor ", "spikes", "drift"]})])
     miner = PriorMiner(model=model, capabilities=TEXT_ONLY)

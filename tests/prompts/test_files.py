@@ -74,7 +74,7 @@ CALLERS: dict[str, dict[str, object]] = {
     "rulebank/shapes": {},
     "rulebank/list_faults": {"scenario": "S", "max_faults": 3},
     "rulebank/series_context": {"scenario": "S", "facts": "F"},
-    "rulebank/propose_prior": {"fault": "leak", "channels": "a, b", "units": "steps"},
+    "rulebank/propose_prior": {"fault": "leak", "channels": "a, b", "units": "steps", "candidates": "C"},
     "rulebank/fix_prior": {"fault": "leak", "previous": "{}", "problem": "P"},
     "rulebank/critique": {"scenario": "S", "fault": "leak", "rule": "R", "samples": "X"},
 }

@@ -52,7 +52,7 @@ KIND_CUES: dict[str, re.Pattern[str]] = {
     "comparison": re.compile(
         r"\bdetectors?\b|\bdetection methods?\b|\b(?:which|what) (?:methods?|algorithms?|models?)\b|\bagree"
         r"|\bdisagree|\bcompare\b|\bcomparison\b|\bin common\b|\biforest\b|\bisolation forest\b|\bmatrix[_ ]profile\b"
-        r"|\bsub[_ ]pca\b|\banomaly[_ ]transformer\b|\bmad\b", re.I),
+        r"|\bsub[_ ]pca\b|\banomaly[_ ]transformer\b|\brobust[_ ]z\b", re.I),
     "shape": re.compile(
         r"\bshape\b|\b(?:what|which) (?:kind|type|sort) of (?:anomaly|anomalies|deviation|event|pattern)\b"
         r"|\blooks? like\b|\bspike\b|\blevel[- ]shift\b|\bflat ?line\b|\bdip\b|\bdrift\b|\bmorpholog"

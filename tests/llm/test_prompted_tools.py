@@ -47,6 +47,19 @@ def test_calls_in_tags_or_fenced_json_are_parsed_and_plain_text_is_left_alone():
     assert parse_reply(AIMessage(content="Hello there."), ["detect"]).tool_calls == []
 
 
+def test_a_reply_that_is_one_bare_json_call_is_a_call_but_json_in_prose_is_not():
+    bare = parse_reply(AIMessage(content='{\n  "name": "detect",\n  "arguments": {"path": "c.csv"}\n}'), ["detect"])
+    assert [(c["name"], c["args"]) for c in bare.tool_calls] == [("detect", {"path": "c.csv"})] and bare.content == ""
+    quoted = parse_reply(AIMessage(content='{"name": "detect", "arguments": "{\\"path\\": \\"d.csv\\"}"}'), ["detect"])
+    assert quoted.tool_calls[0]["args"] == {"path": "d.csv"}
+    broken = parse_reply(AIMessage(content='{"name": "detect", "arguments": "not json"}'), ["detect"])
+    assert broken.tool_calls == [] and "arguments must be an object" in broken.invalid_tool_calls[0]["error"]
+    answer = AIMessage(content='It called {"name": "detect", "arguments": {}} before.')
+    assert parse_reply(answer, ["detect"]) is answer
+    other = AIMessage(content='{"name": "plot", "arguments": {}}')
+    assert parse_reply(other, ["detect"]) is other  # names no tool of this turn: text
+
+
 def test_unknown_and_unreadable_calls_become_invalid_calls_with_the_reason():
     bad = parse_reply(AIMessage(content='<tool_call>{"name": "plot", "arguments": {}}</tool_call><tool_call>{oops</tool_call>'), ["detect"])
     assert bad.tool_calls == []

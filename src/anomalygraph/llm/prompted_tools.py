@@ -73,6 +73,9 @@ def parse_reply(reply: AIMessage, tool_names: Sequence[str]) -> AIMessage:
     if not _CALL.search(text):
         fenced = [raw for raw in _FENCED.findall(text) if _names_a_tool(raw, tool_names)]
         if not fenced:
+            # the whole reply one bare JSON call: Qwen2.5-0.5B leaves out the tags about as often as not
+            if _names_a_tool(text.strip(), tool_names):
+                return _one_call(reply, text.strip())
             return reply
         pattern = _FENCED
     for raw in pattern.findall(text):
@@ -98,6 +101,22 @@ def parse_reply(reply: AIMessage, tool_names: Sequence[str]) -> AIMessage:
         return reply
     content = pattern.sub(lambda m: "" if pattern is _CALL or _names_a_tool(m.group(1), tool_names) else m.group(0), text).strip()
     return reply.model_copy(update={"content": content, "tool_calls": calls, "invalid_tool_calls": invalid})
+
+
+def _one_call(reply: AIMessage, raw: str) -> AIMessage:
+    data = json.loads(raw)
+    args = data.get("arguments", data.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except ValueError:
+            args = None
+    call_id = new_call_id()
+    if not isinstance(args, dict):
+        bad = invalid_tool_call(name=data["name"], args=raw, id=call_id, error="not a readable tool call: arguments must be an object")
+        return reply.model_copy(update={"content": "", "tool_calls": [], "invalid_tool_calls": [bad]})
+    call = {"name": data["name"], "args": args, "id": call_id, "type": "tool_call"}
+    return reply.model_copy(update={"content": "", "tool_calls": [call], "invalid_tool_calls": []})
 
 
 def _names_a_tool(raw: str, tool_names: Sequence[str]) -> bool:

@@ -308,8 +308,7 @@ def test_diagnosis_runs_under_the_server_without_a_context(servers: Launcher, sh
 # ------------------------------------------------------------------------ analyst
 ANALYST_ANSWER = "The file holds the New York taxi passenger counts, one value every half hour."
 ANALYST_QUESTION = "What is in this file, and how many rows does it have?"
-ANALYST_SCRIPT: list[Any] = [  # the default planner: the kind of question, then the answer (profile_series needs no arguments)
-    {"tool_calls": [{"name": "QuestionKind", "args": {"kind": "facts"}}], "content": ""},
+ANALYST_SCRIPT: list[Any] = [  # the default planner: the wording asks for facts, so profile_series runs; then the answer
     ANALYST_ANSWER,
 ]
 
@@ -325,7 +324,7 @@ def test_analyst_calls_a_tool_and_answers_under_the_server(servers: Launcher, sh
     assert result["status"] == "success" and "10320" in result["content"], result["content"]
     assert messages[0]["type"] == "human" and messages[0]["content"] == ANALYST_QUESTION
     assert messages[-1]["type"] == "ai" and messages[-1]["content"] == ANALYST_ANSWER
-    assert final.get("notes") == ["a 'facts' question: running profile_series"], final.get("notes")
+    assert final.get("notes") == ["a 'facts' question (its wording asks for this): running profile_series"], final.get("notes")
 
 
 # ----------------------------------------------------------- rule-bank generation
@@ -334,15 +333,14 @@ SCENARIO = (
     "disruption: a snowstorm that keeps people at home, so demand collapses for most of a day."
 )
 TRAIN_END = 5000  # the first labelled anomaly window of nyc_taxi opens after row 5,800
+SNOWSTORM = {"tool_calls": [{"name": "AnomalyPriorDraft", "args": {
+    "mechanism": "a snowstorm keeps people at home and passenger counts collapse",
+    "morphology": "level_shift", "channels": ["value"], "direction": "down", "size": 4, "duration": "6-24 hours",
+}}], "content": ""}
 RULEBANK_SCRIPT: list[Any] = [
     {"tool_calls": [{"name": "FaultList", "args": {"faults": ["snowstorm"]}}], "content": ""},
-    {"tool_calls": [{"name": "AnomalyPriorDraft", "args": {
-        "mechanism": "a snowstorm keeps people at home and passenger counts collapse",
-        "morphology": "level_shift", "channels": ["value"], "direction": "down", "size": 4, "duration": "6-24 hours",
-    }}], "content": ""},
-    {"tool_calls": [{"name": "Critique", "args": {
-        "reason": "the text names a snowstorm and the samples show demand dropping for hours", "verdict": "keep",
-    }}], "content": ""},
+    SNOWSTORM,
+    SNOWSTORM,  # the measured critic sends it back once: shifted down it drives night-time counts below zero
 ]
 APPROVAL = {"action": "approve", "drop": [], "note": "looks right", "by": "human"}
 
@@ -376,6 +374,8 @@ def test_rulebank_generation_stops_for_approval_and_stores_the_bank_under_the_se
     result = final["result"]
     assert result["status"] == "stored" and result["bank_path"] == str(bank_file), result
     assert result["model_steps"] == 3 and result["decision"]["action"] == "approve"
+    (kept,) = result["rules"]
+    assert "never negative" in kept["critique"] and "budget (1) is spent" in kept["critique"]
     bank = load_bank(bank_file)  # validates on load
     assert bank.rule_ids == ["snowstorm"] and bank.rules[0].morphology == "level_shift"
     assert bank.origin.made_by == "llm"

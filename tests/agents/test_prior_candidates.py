@@ -9,7 +9,7 @@ from anomalygraph.agents.prior_candidates import (
     candidates_for,
     channel_descriptions,
     check_samples,
-    fault_sentence,
+    fault_context,
     measure_channels,
 )
 from anomalygraph.data.series import TimeSeries
@@ -62,7 +62,7 @@ def test_the_fault_is_read_with_its_sentence_and_channels_from_the_text(cyclic: 
     scenario = ("| `temp` | °C | bearing temperature |\n"
                 "A pump in a treatment plant, sampled every minute, at a duty the control room sets. "
                 "Logs mention a bearing that ran hot, and a flow meter that froze.")
-    assert fault_sentence("bearing trouble", scenario) == "Logs mention a bearing that ran hot"
+    assert fault_context("bearing trouble", scenario)[0] == "Logs mention a bearing that ran hot"
     desc = channel_descriptions(scenario, cyclic.channels)
     cands = candidates_for("bearing trouble", scenario, measure_channels(cyclic), desc)
     assert cands.channels == ["temp"] and [s.morphology for s in cands.shapes] == ["drift"]

@@ -113,19 +113,15 @@ def measure_channels(series: TimeSeries) -> list[ChannelMeasure]:
 _SENTENCE = re.compile(r"(?<=[.;!?])\s+|\n+")
 
 
-def fault_sentence(fault: str, scenario: str) -> str:
-    """The sentence of ``scenario`` sharing most words with ``fault`` (the fault itself when none does).
+def fault_context(fault: str, scenario: str) -> tuple[str, str]:
+    """The clause of ``scenario`` sharing most words with ``fault`` (the fault itself when none
+    does), and the clause after it in the same sentence.
 
     A small model names a fault in a few words ("meter gateway froze" from "a meter gateway
-    that froze"); the sentence around it often holds the words that say its shape. Only the
-    prose is read (:func:`narrative`): channel tables name channels, not faults.
+    that froze"); the clause around it often holds the words that say its shape, and the one
+    after it what the fault did ("a dock door left ajar, the room warming until somebody closed
+    it"). Only the prose is read (:func:`narrative`): channel tables name channels, not faults.
     """
-    return fault_context(fault, scenario)[0]
-
-
-def fault_context(fault: str, scenario: str) -> tuple[str, str]:
-    """:func:`fault_sentence` and the clause after it in the same sentence ("a dock door left
-    ajar, the room warming until somebody closed it"), which often says what the fault did."""
     from anomalygraph.agents.prior_miner import narrative
 
     target = words(fault)
@@ -171,8 +167,8 @@ def candidates_for(fault: str, scenario: str, measures: Sequence[ChannelMeasure]
     text = f"{fault}. {sentence}"
     channels = names_in(text, names, descriptions)
     scope = [m for m in measures if m.name in channels] or list(measures)
-    named = shapes_for(fault) or shapes_for(sentence) or shapes_for(after)
-    if named and not shapes_for(fault) and not shapes_for(sentence):
+    named = shapes_for(fault) or shapes_for(sentence)
+    if not named and (named := shapes_for(after)):  # the clause after says what the fault did
         text, sentence = f"{text} {after}", f"{sentence}, {after}"
     struck = []
     shapes = []
@@ -248,6 +244,5 @@ __all__ = [
     "channel_descriptions",
     "check_samples",
     "fault_context",
-    "fault_sentence",
     "measure_channels",
 ]

@@ -68,55 +68,47 @@ def parse_reply(reply: AIMessage, tool_names: Sequence[str]) -> AIMessage:
     """``reply`` with its ``<tool_call>`` blocks turned into tool calls (unknown or unreadable
     ones into invalid tool calls, with the reason), and the text around them as content."""
     text = text_of(reply)
-    calls, invalid = [], []
-    pattern = _CALL
     if not _CALL.search(text):
         fenced = [raw for raw in _FENCED.findall(text) if _names_a_tool(raw, tool_names)]
         if not fenced:
             # the whole reply one bare JSON call: Qwen2.5-0.5B leaves out the tags about as often as not
             if _names_a_tool(text.strip(), tool_names):
-                return _one_call(reply, text.strip())
+                return _with_calls(reply, "", [_read_call(text.strip(), tool_names)])
             return reply
         pattern = _FENCED
-    for raw in pattern.findall(text):
-        if pattern is _FENCED and not _names_a_tool(raw, tool_names):
-            continue
-        call_id = new_call_id()
-        try:
-            data = json.loads(raw)
-            name, args = data["name"], data.get("arguments", data.get("parameters", {}))
-            if isinstance(args, str):
-                args = json.loads(args)
-            if not isinstance(args, dict) or not isinstance(name, str):
-                raise TypeError("name must be a string and arguments an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            invalid.append(invalid_tool_call(name=None, args=raw, id=call_id, error=f"not a readable tool call: {exc}"))
-            continue
-        if name not in tool_names:
-            invalid.append(invalid_tool_call(name=name, args=json.dumps(args), id=call_id,
-                                             error=f"no tool named {name!r}; the tools are {', '.join(tool_names)}"))
-            continue
-        calls.append({"name": name, "args": args, "id": call_id, "type": "tool_call"})
-    if not calls and not invalid:
-        return reply
+        raws = fenced
+    else:
+        pattern = _CALL
+        raws = _CALL.findall(text)
     content = pattern.sub(lambda m: "" if pattern is _CALL or _names_a_tool(m.group(1), tool_names) else m.group(0), text).strip()
-    return reply.model_copy(update={"content": content, "tool_calls": calls, "invalid_tool_calls": invalid})
+    return _with_calls(reply, content, [_read_call(raw, tool_names) for raw in raws])
 
 
-def _one_call(reply: AIMessage, raw: str) -> AIMessage:
-    data = json.loads(raw)
-    args = data.get("arguments", data.get("parameters", {}))
-    if isinstance(args, str):
-        try:
-            args = json.loads(args)
-        except ValueError:
-            args = None
+def _read_call(raw: str, tool_names: Sequence[str]) -> dict[str, Any]:
+    """One written call as a tool call, or as an invalid tool call with the reason."""
     call_id = new_call_id()
-    if not isinstance(args, dict):
-        bad = invalid_tool_call(name=data["name"], args=raw, id=call_id, error="not a readable tool call: arguments must be an object")
-        return reply.model_copy(update={"content": "", "tool_calls": [], "invalid_tool_calls": [bad]})
-    call = {"name": data["name"], "args": args, "id": call_id, "type": "tool_call"}
-    return reply.model_copy(update={"content": "", "tool_calls": [call], "invalid_tool_calls": []})
+    try:
+        data = json.loads(raw)
+        name, args = data["name"], data.get("arguments", data.get("parameters", {}))
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                raise TypeError("arguments must be an object") from None
+        if not isinstance(args, dict) or not isinstance(name, str):
+            raise TypeError("name must be a string and arguments an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        return invalid_tool_call(name=None, args=raw, id=call_id, error=f"not a readable tool call: {exc}")
+    if name not in tool_names:
+        return invalid_tool_call(name=name, args=json.dumps(args), id=call_id,
+                                 error=f"no tool named {name!r}; the tools are {', '.join(tool_names)}")
+    return {"name": name, "args": args, "id": call_id, "type": "tool_call"}
+
+
+def _with_calls(reply: AIMessage, content: str, read: list[dict[str, Any]]) -> AIMessage:
+    calls = [c for c in read if c["type"] == "tool_call"]
+    invalid = [c for c in read if c["type"] == "invalid_tool_call"]
+    return reply.model_copy(update={"content": content, "tool_calls": calls, "invalid_tool_calls": invalid})
 
 
 def _names_a_tool(raw: str, tool_names: Sequence[str]) -> bool:

@@ -123,14 +123,21 @@ def rows_in(question: str) -> tuple[int, int] | None:
     return found.pop() if len(found) == 1 else None
 
 
-def latest_interval(messages: Sequence[BaseMessage]) -> tuple[int, int] | None:
-    """The strongest interval of the latest successful detect / compare_detectors result."""
-    for m in reversed(messages):
+def tool_results(messages: Sequence[BaseMessage], tools: tuple[str, ...] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """``(tool, result)`` of each successful tool call in ``messages`` (of ``tools`` only, when given), in order."""
+    out = []
+    for m in messages:
         if not (isinstance(m, ToolMessage) and m.status == "success" and isinstance(m.artifact, dict)):
             continue
         result = m.artifact.get("result")
-        if not isinstance(result, dict):
-            continue
+        if isinstance(result, dict) and (tools is None or m.name in tools):
+            out.append((str(m.name), result))
+    return out
+
+
+def latest_interval(messages: Sequence[BaseMessage]) -> tuple[int, int] | None:
+    """The strongest interval of the latest successful detect / compare_detectors result."""
+    for _, result in reversed(tool_results(messages)):
         intervals = result.get("top_intervals") or result.get("intervals")
         if intervals:
             first = intervals[0]
@@ -189,17 +196,12 @@ def key_facts(turn: Sequence[BaseMessage]) -> list[str]:
     """The one-sentence answers the tools wrote (``summary``, ``facts``, ``top_channel``), as
     ``tool: sentence`` lines, in the order the tools ran."""
     lines = []
-    for m in turn:
-        if not (isinstance(m, ToolMessage) and m.status == "success" and isinstance(m.artifact, dict)):
-            continue
-        result = m.artifact.get("result")
-        if not isinstance(result, dict):
-            continue
+    for name, result in tool_results(turn):
         said = [result[k] for k in ("facts", "summary") if isinstance(result.get(k), str)]
         if result.get("top_channel"):
             said.append(f"the channel that deviates most is {result['top_channel']}")
         if said:
-            lines.append(f"{m.name}: " + "; ".join(said))
+            lines.append(f"{name}: " + "; ".join(said))
     return lines
 
 
@@ -235,16 +237,6 @@ def _has(said: str, term: str) -> bool:
     return re.search(rf"(?<![\w]){re.escape(_words_of(term).strip())}(?![\w])", said) is not None
 
 
-def _results(turn: Sequence[BaseMessage], tools: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for m in turn:
-        if isinstance(m, ToolMessage) and m.status == "success" and m.name in tools and isinstance(m.artifact, dict):
-            result = m.artifact.get("result")
-            if isinstance(result, dict):
-                out.append((m.name, result))
-    return out
-
-
 def direct_answer(kind: str | None, question: str, turn: Sequence[BaseMessage]) -> DirectAnswer | None:
     """The tools' own answer to a ``kind`` question from this turn's results (None: nothing to enforce).
 
@@ -252,7 +244,7 @@ def direct_answer(kind: str | None, question: str, turn: Sequence[BaseMessage]) 
     fact, so they are left to the model.
     """
     if kind in ("when", "where"):
-        found = _results(turn, ("detect", "compare_detectors"))
+        found = tool_results(turn, ("detect", "compare_detectors"))
         if not found:
             return None
         tool, result = found[-1]
@@ -268,7 +260,7 @@ def direct_answer(kind: str | None, question: str, turn: Sequence[BaseMessage]) 
         return DirectAnswer(tool=tool, sentence=f"The strongest anomaly {tool} found is in {rows}",
                             terms=[str(top["start"]), str(top["end"])])
     if kind in ("channel", "shape"):
-        found = _results(turn, ("explain_window",))
+        found = tool_results(turn, ("explain_window",))
         if not found:
             return None
         tool, result = found[-1]
@@ -285,7 +277,7 @@ def direct_answer(kind: str | None, question: str, turn: Sequence[BaseMessage]) 
                                                 f"(peak {first['peak_z']} sigma)",
                             terms=[shape], rivals=[w for w in SHAPE_WORDS if w != shape])
     if kind == "comparison":
-        found = _results(turn, ("compare_detectors",))
+        found = tool_results(turn, ("compare_detectors",))
         if not found or not isinstance(found[-1][1].get("over_rows"), dict):
             return None
         tool, result = found[-1]

@@ -95,10 +95,9 @@ class RulebankEval(BaseModel):
 def _row(scenario: str, kind: Literal["mined", "heuristic"], bank: Any, hidden: Any, *, step_seconds: float,
          channels: list[str], **extra: Any) -> EvalRow:
     from anomalygraph.rulebank.scoring import score_bank
-
-    s = score_bank(bank, hidden, step_seconds=step_seconds, window=HEURISTIC_WINDOW, channels=channels)
     from anomalygraph.rulebank.timeanomalybench import split_of
 
+    s = score_bank(bank, hidden, step_seconds=step_seconds, window=HEURISTIC_WINDOW, channels=channels)
     return EvalRow(
         scenario=scenario, bank=kind, bank_name=bank.name, split=split_of(scenario), rules=len(bank.rules),
         morphology_precision=s.morphology_precision, morphology_recall=s.morphology_recall, morphology_f1=s.morphology_f1,

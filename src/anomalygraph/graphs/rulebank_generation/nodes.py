@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from anomalygraph.agents.prior_candidates import (
     ChannelMeasure,
+    RuleCheckResult,
     candidates_for,
     channel_descriptions,
     check_samples,
@@ -397,9 +398,11 @@ def plot_samples(batches: dict[str, PseudoAnomalyBatch], series: TimeSeries, pat
 
 
 def sample(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
-    """Draw and plot pseudo-anomalies of every rule awaiting review; describe them for the critic."""
+    """Draw and plot pseudo-anomalies of every rule awaiting review; check them by measurement,
+    or describe them for the model critic."""
     ctx = context_of(runtime, GenerationContext)
-    pending = {rid: Rule.model_validate(r.rule) for rid, r in _rules(state).items() if r.status == "proposed"}
+    rules = _rules(state)
+    pending = {rid: Rule.model_validate(r.rule) for rid, r in rules.items() if r.status == "proposed"}
     if not pending:
         return {}
     series = normal_series(state, ctx)
@@ -408,13 +411,26 @@ def sample(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[
     batches = draw_samples(pending, series, facts, ctx, state["bank_name"], ctx.seed + 1000 * (round_ + 1))
     path = plot_samples(batches, series, Path(state["work_dir"]) / f"samples_round{round_ + 1}.png",
                         f"{state['bank_name']}: rules under review, round {round_ + 1}")
-    texts = {rid: describe_samples(b, series.channels, facts.step_seconds, limit=ctx.samples_per_rule) for rid, b in batches.items()}
-    return {"samples": texts, "plots": [str(path)], "_detail": f"{len(pending)} rules"}
+    update: dict[str, Any] = {"plots": [str(path)], "_detail": f"{len(pending)} rules"}
+    if ctx.critique and ctx.critic == "checks":
+        measures = measures_of(state)
+        kept = {rid: Rule.model_validate(r.rule) for rid, r in rules.items() if r.status != "proposed"}
+        checks = {}
+        for rid, rule in pending.items():  # a rule kept earlier in the round counts for the duplicate check
+            checks[rid] = check_samples(rule, batches[rid], measures, kept, min_effect=ctx.min_effect)
+            if checks[rid].verdict == "keep":
+                kept[rid] = rule
+        update["checks"] = {rid: c.model_dump(mode="json") for rid, c in checks.items()}
+    elif ctx.critique:  # the model critic reads the samples described
+        update["samples"] = {rid: describe_samples(b, series.channels, facts.step_seconds, limit=ctx.samples_per_rule)
+                             for rid, b in batches.items()}
+    return update
 
 
 # ------------------------------------------------------------------- critique
 def critique(state: GenerationState, runtime: Runtime[GenerationContext]) -> dict[str, Any]:
-    """The model judges each new rule against the scenario: keep, revise (back to propose) or reject."""
+    """Each new rule is kept, revised (back to propose) or rejected: by the checks the sample node
+    measured, or by the model judging it against the scenario."""
     ctx = context_of(runtime, GenerationContext)
     rules = _rules(state)
     pending = [rid for rid, r in rules.items() if r.status == "proposed"]
@@ -424,7 +440,7 @@ def critique(state: GenerationState, runtime: Runtime[GenerationContext]) -> dic
     facts = facts_of(state)
     plot = (state.get("plots") or [None])[-1]
     budget_hit = False
-    checked = _checked(state, rules, pending, ctx) if ctx.critique and ctx.critic == "checks" else {}
+    checked = {rid: RuleCheckResult.model_validate(c) for rid, c in (state.get("checks") or {}).items()}
     for rid in pending:
         mined = rules[rid]
         if not ctx.critique:
@@ -483,23 +499,6 @@ def _candidates_of(state: GenerationState, fault: str) -> dict[str, Any]:
         if cands.fault == fault:
             return {"shapes": [c.morphology for c in cands.shapes], "candidates": cands.describe()}
     return {}
-
-
-def _checked(state: GenerationState, rules: dict[str, MinedRule], pending: list[str], ctx: GenerationContext) -> dict[str, Any]:
-    """Measured verdicts for the pending rules, drawn as the sample node drew them; kept rules and
-    rules passed earlier in this round count for the duplicate check."""
-    series = normal_series(state, ctx)
-    facts = facts_of(state)
-    measures = measures_of(state) or measure_channels(series)
-    parsed = {rid: Rule.model_validate(rules[rid].rule) for rid in pending}
-    batches = draw_samples(parsed, series, facts, ctx, state["bank_name"], ctx.seed + 1000 * (state.get("round", 0) + 1))
-    kept = {rid: Rule.model_validate(r.rule) for rid, r in rules.items() if r.status != "proposed"}
-    out = {}
-    for rid in pending:
-        out[rid] = check_samples(parsed[rid], batches[rid], measures, kept, min_effect=ctx.min_effect)
-        if out[rid].verdict == "keep":
-            kept[rid] = parsed[rid]
-    return out
 
 
 # -------------------------------------------------------------------- approve

@@ -139,6 +139,7 @@ class GenerationState(TypedDict, total=False):
     round: int
     plots: Annotated[list[str], operator.add]
     samples: dict[str, str]
+    checks: dict[str, dict[str, Any]]
     plot_in_prompt: bool
     decision: dict[str, Any]
     failed: str | None

@@ -15,6 +15,9 @@ TINY: dict[str, dict] = {
     "sub_pca": {"window": 16},
     "matrix_profile": {"window": 16},
     "robust_z": {"window": 16},
+    "poly": {"window": 16},
+    "kshape": {"window": 16},
+    "series2graph": {"window": 16},
     "anomaly_transformer": {"window": 16, "d_model": 16, "n_heads": 2, "e_layers": 1, "d_ff": 16, "epochs": 1, "threads": 1},
 }
 

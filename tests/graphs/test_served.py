@@ -282,7 +282,7 @@ def check_verdict(verdict: dict[str, Any], out: Path) -> None:
     assert verdict["plan"]["source"] == "user" and verdict["plan"]["detectors"] == ["iforest"]
     (record,) = verdict["detectors"]
     assert record["detector"] == "iforest" and record["status"] == "ok" and record["intervals"]
-    intervals = verdict["fusion"]["intervals"]
+    intervals = verdict["selection"]["intervals"]
     assert intervals and all(0 <= iv["start"] <= iv["end"] < 10320 for iv in intervals)
     report = Path(verdict["report_path"])
     assert report.is_file() and report.parent == out and "nyc_taxi" in report.read_text()

@@ -58,6 +58,8 @@ CALLERS: dict[str, dict[str, object]] = {
         "detectors": "iforest", "agreement": 0.5, "peak": 1.25, "statistics": "stats",
     },
     "diagnosis/interval_data": {"series": "s", "first": 0, "last": 9},
+    "diagnosis/choose_track": {"profile": "s, 10 rows", "roles": "1 value", "table": "name | rank", "strategies": "- fusion: f",
+                               "default": "fusion"},
     "llm/chat_system": {},
     "llm/prompted_tools": {"tools": '{"name": "detect"}'},
     "llm/structured_json": {"schema": "Finding", "json_schema": "{}"},

@@ -128,6 +128,73 @@ def analyst_cmd(
 
 
 @app.command("diagnosis")
+def selection_cmd(
+    fold: Annotated[str, typer.Option("--fold", help="validate, tune or all (both; validate is the headline).")] = "all",
+    subset: Annotated[str, typer.Option("--subset", help="ci (nab/nyc_taxi and smap_msl/C-1) or all (every series of the folds).")] = "all",
+    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only this series, as dataset/name (repeatable), e.g. smap_msl/E-2.")] = None,
+    detectors: Annotated[str | None, typer.Option("--detectors", help="Comma-separated detectors (default: every shipped CPU detector).")] = None,
+    selection: Annotated[str | None, typer.Option("--selection", help="Comma-separated strategies to compare (default: all measured ones): fixed:<candidate>, best_on_tune, fusion, fusion@channels, surrogate, surrogate_top3, llm (the model picks, seeing the surrogate metrics; needs a model).")] = None,
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for diagnosis_eval.md/.json and the per-series track cache.")] = None,
+    provider: ProviderOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    llm_config: LlmConfigOpt = None,
+) -> None:
+    """Compare detector-selection strategies on the fixed tune / validate folds of the real data (no LLM).
+
+    Every strategy picks a score track without labels; the table puts each beside the best
+    fixed candidate in hindsight and the per-series oracle (VUS-PR, AUC-PR, range F1, event F1).
+    Tracks are cached under --out, so a rerun only computes what changed.
+
+    Example: anomalygraph eval diagnosis --fold validate
+    """
+    from anomalygraph.core.settings import get_settings
+    from anomalygraph.detectors import detector_names
+    from anomalygraph.detectors.selection import STRATEGIES, check_strategy
+    from anomalygraph.evals import selection as ev
+    from anomalygraph.evals.agents.diagnosis import CI_SERIES
+    from anomalygraph.evals.folds import FOLDS, fold_series
+
+    if fold not in ("validate", "tune", "all"):
+        raise ConfigError(f"--fold must be validate, tune or all, got {fold!r}")
+    if subset not in ("ci", "all"):
+        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
+    pool = ev.pool_detectors()
+    chosen_detectors = [d.strip() for d in detectors.split(",") if d.strip()] if detectors else pool
+    unknown = [d for d in chosen_detectors if d not in detector_names()]
+    if unknown or not chosen_detectors:
+        raise ConfigError(f"--detectors: unknown {unknown or 'empty list'}; registered: {', '.join(detector_names())}")
+    strategies = [check_strategy(s.strip()) for s in selection.split(",") if s.strip()] if selection else list(STRATEGIES)
+    root = data_root(data)
+    rows = fold_series(root, FOLDS if fold == "all" else (fold,))  # type: ignore[arg-type]
+    wanted = list(series or (CI_SERIES if subset == "ci" else ()))
+    if wanted:
+        known = {f"{ds}/{p.stem}": (ds, p, f) for ds, p, f in rows}
+        missing = [w for w in wanted if w not in known]
+        if missing:
+            raise ConfigError(f"no series {missing} in fold(s) {fold}; known: {', '.join(sorted(known))}")
+        rows = [known[w] for w in wanted]
+    label = "selected" if series else subset
+    out_dir = out or get_settings().output.dir / "evals" / "diagnosis" / f"selection-{fold}-{label}"
+    console = Console(stderr=True)
+    chat_model = _start_model(model_settings(provider, base_url, model, llm_config), console) if "llm" in strategies else None
+    with _progress(console) as progress:
+        task = progress.add_task("selection eval", total=len(rows))
+
+        def done(row: ev.SeriesResult) -> None:
+            got = " · ".join(f"{s} {r.scores.vus_pr:.3f}" for s, r in row.strategies.items()) if row.status == "ok" else row.status
+            progress.console.print(f"[{row.fold}] {row.dataset}/{row.series}: {got}", highlight=False, markup=False)
+            progress.advance(task)
+
+        report = ev.run_selection_eval(rows, out_dir, detectors=chosen_detectors, strategies=strategies, on_row=done,
+                                       model=chat_model)
+    text = ev.markdown_table(report)
+    Console().print(Markdown(text.split("## Per series")[0]))
+    Console().print(f"wrote {out_dir / 'diagnosis_eval.md'} and {out_dir / 'diagnosis_eval.json'}")
+
+
+@app.command("diagnosis-graph")
 def diagnosis_cmd(
     subset: Annotated[str, typer.Option("--subset", help="ci (nab/nyc_taxi and smap_msl/C-1) or all (every NAB and SMAP/MSL series).")] = "all",
     series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only this series, as dataset/name (repeatable), e.g. nab/ec2_cpu_utilization_24ae8d.")] = None,
@@ -139,10 +206,10 @@ def diagnosis_cmd(
     model: ModelOpt = None,
     llm_config: LlmConfigOpt = None,
 ) -> None:
-    """Run the diagnosis graph on labelled real series; compare its fused verdict with the best single detector.
+    """Run the whole diagnosis graph on labelled real series; compare its verdict with the best single detector.
 
-    Example: anomalygraph eval diagnosis --subset ci
-    or: anomalygraph eval diagnosis --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
+    Example: anomalygraph eval diagnosis-graph --subset ci
+    or: anomalygraph eval diagnosis-graph --provider vllm --base-url http://gpu:8000/v1 --model qwen3-vl
     """
 
     from anomalygraph.core.settings import get_settings

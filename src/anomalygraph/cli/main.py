@@ -358,8 +358,12 @@ def diagnose_cmd(
     detectors: Annotated[str | None, typer.Option("--detectors", help="Comma-separated detectors (default: chosen from the profile).")] = None,
     llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Use the configured language model (ANOMALYGRAPH_LLM_*) to choose detectors and explain.")] = True,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming an interrupted run of the same file.")] = False,
+    selection: Annotated[str | None, typer.Option("--selection", help="How the verdict's track is chosen without labels: best_on_tune (default), fixed:<candidate> (e.g. fixed:iforest, fixed:sub_pca@channels), fusion, fusion@channels, surrogate, surrogate_top3. See `anomalygraph eval diagnosis`.")] = None,
+    threshold: Annotated[str, typer.Option("--threshold", help="Which ranked intervals are flagged: percentile (of the fit rows' scores, at --contamination), pot (peaks over threshold) or top_k (the --top-k strongest).")] = "percentile",
+    contamination: Annotated[float, typer.Option("--contamination", min=0.0001, max=0.4999, help="Share of fit rows above the percentile threshold.")] = 0.01,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=20, help="How many ranked intervals top_k flags.")] = 5,
 ) -> None:
-    """Autonomous diagnosis: profile, choose detectors, run them in parallel, fuse, explain, report.
+    """Autonomous diagnosis: profile, choose detectors, run them in parallel, select a track, rank intervals, explain, report.
 
     Every step is checkpointed in OUT/checkpoints.sqlite; running the same command again after
     a crash resumes from the last completed step.
@@ -369,9 +373,13 @@ def diagnose_cmd(
     import time
 
     from anomalygraph.core.settings import get_settings
+    from anomalygraph.detectors.selection import DEFAULT_STRATEGY, check_strategy
     from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
 
     names = _split_names([detectors]) if detectors else None
+    strategy = check_strategy(selection or DEFAULT_STRATEGY)
+    if threshold not in ("percentile", "pot", "top_k"):
+        raise ConfigError(f"--threshold must be percentile, pot or top_k, got {threshold!r}")
     settings = get_settings()
     model = None
     if llm:
@@ -380,13 +388,15 @@ def diagnose_cmd(
         with err.status("starting the language model"):
             model = get_chat_model()
     roots = [*settings.data.roots, file.resolve().parent]
-    context = DiagnosisContext(model=model, data_roots=[str(r) for r in roots])
+    context = DiagnosisContext(model=model, data_roots=[str(r) for r in roots], selection=strategy,
+                               threshold_method=threshold, contamination=contamination, top_k=top_k)  # type: ignore[arg-type]
     started = time.perf_counter()
     with err.status(f"diagnosing {file.name}"):
         verdict, resumed = run_diagnosis(str(file.resolve()), output, context, detectors=names, resume=not fresh)
-    n = len(verdict.fusion.intervals) if verdict.fusion else 0
+    sel = verdict.selection
+    found = f"{len(sel.flagged)} flagged of {len(sel.intervals)} ranked interval(s) on {' + '.join(sel.chosen)}" if sel else "no verdict"
     out.print(f"{'resumed and ' if resumed else ''}finished in {time.perf_counter() - started:.1f}s: "
-              f"{n} interval(s), detectors {', '.join(verdict.plan.detectors)} ({verdict.plan.source})")
+              f"{found}, detectors {', '.join(verdict.plan.detectors)} ({verdict.plan.source})")
     for note in verdict.notes:
         out.print(f"note: {note}")
     out.print(f"wrote {verdict.report_path}, {output / 'verdict.json'}, plots: {', '.join(verdict.plots)}")

@@ -10,11 +10,16 @@ can say exactly how its intervals were chosen:
   the training scores above a high quantile, extrapolated to a false-alarm ``risk``;
 * ``spot``: streaming POT: the tail is refitted as each new score above the initial level
   arrives (scores beyond the current threshold are alarms and do not move it).
+
+``top_k`` (the k strongest candidate intervals pass) is not here: it is a cut over candidate
+peaks, not over scores (the k-th highest *row* sits inside the strongest bump), so it lives with
+the peak finding in :mod:`anomalygraph.detectors.ranking`, which records it as a ``Threshold`` too.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,10 +30,13 @@ from anomalygraph.core.stats import median_sigma
 
 MIN_PEAKS = 10
 
+ThresholdMethod = Literal["percentile", "pot", "top_k"]
+"""The rules a user may choose for ranked candidate intervals (:mod:`anomalygraph.detectors.ranking`)."""
+
 
 class Threshold(BaseModel):
     value: float
-    method: str = Field(description="percentile, k_sigma, k_sigma_robust, pot or spot")
+    method: str = Field(description="percentile, k_sigma, k_sigma_robust, pot, spot or top_k")
     params: dict[str, float] = Field(default_factory=dict)
     fitted_on: str = Field("train scores", description="which scores the threshold was computed from")
 

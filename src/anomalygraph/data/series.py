@@ -123,6 +123,10 @@ class TimeSeries:
             meta=dict(self.meta),
         )
 
+    def unlabelled(self) -> TimeSeries:
+        """The same series without labels: what an unsupervised step may see."""
+        return replace(self, labels=None, meta=dict(self.meta))
+
     def train(self) -> TimeSeries:
         """The format's training part; the whole series where the format has no split."""
         if self.train_end is None:

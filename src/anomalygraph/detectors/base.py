@@ -221,6 +221,9 @@ _BUILTIN: dict[str, str] = {
     "matrix_profile": "anomalygraph.detectors.baselines:MatrixProfileDetector",
     "sub_pca": "anomalygraph.detectors.baselines:SubPCADetector",
     "robust_z": "anomalygraph.detectors.baselines:RobustZDetector",
+    "poly": "anomalygraph.detectors.poly:PolyDetector",
+    "kshape": "anomalygraph.detectors.kshape:KShapeDetector",
+    "series2graph": "anomalygraph.detectors.series2graph:Series2GraphDetector",
     "anomaly_transformer": "anomalygraph.detectors.anomaly_transformer:AnomalyTransformerDetector",
 }
 _REGISTERED: dict[str, type[Detector]] = {}

@@ -122,17 +122,52 @@ class IForestDetector(_WindowedDetector):
 
 
 # --------------------------------------------------------------------- Sub-PCA
+SubPCAScore = Literal["mahalanobis", "reconstruction", "tsbad"]
+_PCA_CHUNK = 4096  # windows scored at a time, to bound the [N, D] intermediates
+
+
 class SubPCAConfig(WindowedConfig):
-    variance: float = Field(0.9, gt=0, lt=1, description="fraction of variance the kept components explain")
+    score: SubPCAScore = Field(
+        "mahalanobis",
+        description="'mahalanobis': eigenvalue-weighted distance over all components; 'reconstruction': "
+        "error outside the components explaining `variance`; 'tsbad': TSB-AD 1.5's (pyod's) formula",
+    )
+    variance: float = Field(0.9, gt=0, lt=1, description="'reconstruction' only: fraction of variance the kept components explain")
+    ridge: float = Field(
+        0.1, ge=0, le=1e6,
+        description="'mahalanobis' only: added to every component's variance, as a fraction of the mean eigenvalue; "
+        "0 = plain Mahalanobis, large = plain distance from the mean window",
+    )
+    reduce: Literal["mean", "max", "centre"] = Field(
+        "mean", description="how window scores map back to timestamps; 'centre': each window's score on its centre (TSB-AD)"
+    )
 
 
 @register_detector
 class SubPCADetector(_WindowedDetector):
-    """Reconstruction error of standardised sliding windows by their principal subspace."""
+    """PCA of standardised sliding windows; each window scored by its distance from the normal ones.
+
+    ``score="mahalanobis"`` (default): ``sum_k p_k**2 / (lambda_k + ridge * mean(lambda))`` over
+    *all* components ``k`` (projection ``p_k``, eigenvalue ``lambda_k``), the eigenvalue-weighted
+    distance of Shyu et al. (2003) that TSB-AD's PCA docstring describes: rare directions weigh
+    most, and a window shifted as a whole still counts (through the first component), which a
+    reconstruction error cannot see. ``"reconstruction"``: the mean squared error outside the
+    components explaining ``variance`` of the training windows (the SPE / Q statistic; this
+    detector's behaviour before the default changed). ``"tsbad"``: what TSB-AD 1.5's
+    ``run_Sub_PCA`` computes (pyod's PCA), ``sum_k ||z - v_k|| / ratio_k``, the distance of the
+    window to each eigenvector *taken as a point*, divided by its explained-variance ratio
+    (pyod issue #217); that is nearly a monotone function of ``||z||``, the window's distance
+    from the mean window, so it finds level and amplitude excursions but not shape changes.
+    ``reduce="centre"`` with ``"tsbad"``, fitted on the whole series with the whole series'
+    period as window, reproduces TSB-AD's scores.
+    """
 
     name = "sub_pca"
     config_class = SubPCAConfig
-    summary = "PCA reconstruction error of sliding windows; leads TSB-AD's univariate VUS-PR"
+    summary = (
+        "PCA of sliding windows, eigenvalue-weighted (Mahalanobis) distance over all components; "
+        "strong on shape changes and spikes, weaker on slow level excursions"
+    )
     config: SubPCAConfig
 
     def _fit(self, values: np.ndarray, labels: np.ndarray | None) -> None:
@@ -144,22 +179,70 @@ class SubPCADetector(_WindowedDetector):
         self.scale_ = np.where(std > 0, std, 1.0)
         z = (windows - self.mean_) / self.scale_
         _, s, vt = np.linalg.svd(z, full_matrices=False)
-        explained = np.cumsum(s**2) / max(float(np.sum(s**2)), np.finfo(float).tiny)
-        k = int(np.searchsorted(explained, self.config.variance) + 1)
-        self.components_ = vt[: min(k, len(vt))]
+        # scikit-learn's sign convention (largest entry of each component positive): only 'tsbad'
+        # depends on the signs, and this way it matches pyod's / TSB-AD's PCA.
+        vt = vt * np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])[:, None]
+        eigen = s**2 / len(z)
+        if self.config.score == "reconstruction":
+            explained = np.cumsum(s**2) / max(float(np.sum(s**2)), np.finfo(float).tiny)
+            k = int(np.searchsorted(explained, self.config.variance) + 1)
+            self.components_ = vt[: min(k, len(vt))]
+        else:
+            self.components_ = vt
+        self.eigen_ = eigen
 
     def _score(self, values: np.ndarray) -> np.ndarray:
         windows, starts = self._flat_windows(values, 1)
-        z = (windows.astype(np.float64) - self.mean_) / self.scale_
-        residual = z - (z @ self.components_.T) @ self.components_
-        return self._to_timestamps(np.mean(residual**2, axis=1), starts, len(values))
+        out = np.empty(len(windows))
+        for at in range(0, len(windows), _PCA_CHUNK):
+            z = (windows[at : at + _PCA_CHUNK].astype(np.float64) - self.mean_) / self.scale_
+            out[at : at + _PCA_CHUNK] = self._window_scores(z)
+        return self._to_timestamps(out, starts, len(values))
+
+    def _window_scores(self, z: np.ndarray) -> np.ndarray:
+        score = self.config.score
+        projected = z @ self.components_.T
+        if score == "reconstruction":
+            residual = z - projected @ self.components_
+            return np.mean(residual**2, axis=1)
+        dims = z.shape[1]
+        top = max(float(self.eigen_.max(initial=0.0)), np.finfo(float).tiny)
+        if score == "mahalanobis":
+            # Directions without training variance (beyond the SVD's rank) get the floor.
+            # At least 1e-9 (standardised units): a channel constant in the fit rows has no variance at all,
+            # and any move away from it must stay a large but finite score.
+            floor = max(self.config.ridge * float(self.eigen_.sum()) / dims + 1e-12 * top, 1e-9)
+            inside = np.sum(projected**2 / (self.eigen_ + floor), axis=1)
+            outside = np.maximum(np.sum(z**2, axis=1) - np.sum(projected**2, axis=1), 0.0)
+            return inside + outside / floor
+        # 'tsbad': pyod's sum of distances to the eigenvectors as points over explained-variance ratios.
+        ratio = np.maximum(self.eigen_ / top / max(float(np.sum(self.eigen_ / top)), np.finfo(float).tiny), 1e-12)
+        squared = np.sum(z**2, axis=1)[:, None] - 2 * projected + 1.0
+        return np.sum(np.sqrt(np.maximum(squared, 0.0)) / ratio, axis=1)
+
+    def _to_timestamps(self, window_scores: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+        if self.config.reduce != "centre":
+            return super()._to_timestamps(window_scores, starts, length)
+        assert self.window_ is not None
+        # TSB-AD's padding: window i's score lands on row i + ceil((w-1)/2); the ends repeat.
+        centre = np.arange(length) - self.window_ // 2
+        return window_scores[np.clip(centre, 0, len(window_scores) - 1)]
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {**super()._state_arrays(), "mean": self.mean_, "scale": self.scale_, "components": self.components_}
+        return {
+            **super()._state_arrays(),
+            "mean": self.mean_, "scale": self.scale_, "components": self.components_, "eigen": self.eigen_,
+        }
 
     def _restore_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         super()._restore_arrays(arrays)
         self.mean_, self.scale_, self.components_ = arrays["mean"], arrays["scale"], arrays["components"]
+        if "eigen" not in arrays:
+            # Saved before `score` existed: it kept only the reconstruction components.
+            self.config = self.config.model_copy(update={"score": "reconstruction"})
+            self.eigen_ = np.zeros(len(self.components_))
+        else:
+            self.eigen_ = arrays["eigen"]
 
 
 # -------------------------------------------------------------- matrix profile
@@ -197,7 +280,7 @@ class MatrixProfileDetector(_WindowedDetector):
 
     def _fit(self, values: np.ndarray, labels: np.ndarray | None) -> None:
         self.window_ = max(3, _resolve_window(self.config.window, values))
-        self.channels_ = np.flatnonzero(values.std(axis=0) > 0)
+        self.channels_ = np.flatnonzero(np.ptp(values, axis=0) > 0)  # not std: float32 std of a constant is > 0
         if len(self.channels_) == 0:
             raise DataError("matrix_profile needs at least one non-constant channel in the training data")
         self.train_ = values[:, self.channels_] if self.config.reference == "train" else np.empty((0, 0), np.float32)

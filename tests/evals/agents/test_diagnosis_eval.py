@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from anomalygraph.cli import eval as eval_cli
 from anomalygraph.core.errors import ConfigError
 from anomalygraph.data.loaders import load_series
+from anomalygraph.detectors.candidates import parse_candidate
+from anomalygraph.detectors.selection import BEST_ON_TUNE
 from anomalygraph.evals.agents import diagnosis as ev
 from anomalygraph.graphs.diagnosis import DiagnosisContext
 from anomalygraph.llm.scripted import ScriptedChatModel, tool_call
@@ -45,7 +47,7 @@ def test_rows_match_metrics_recomputed_from_the_saved_scores(shared_data, tmp_pa
     test = slice(series.train_end, None)
     labels, window = series.labels[test], vus_window(series)
     run_dir = tmp_path / "runs" / "smap_msl__C-1"
-    fused = np.load(run_dir / "scores" / "fused.npy")[test]
+    fused = np.load(run_dir / "scores" / "selected.npy")[test]
     assert row.fused.vus_pr == pytest.approx(vus_pr(labels, fused, sliding_window=window), abs=1e-9)
     assert row.fused.auc_pr == pytest.approx(auc_pr(labels, fused), abs=1e-9)
     for name, scores in row.singles.items():
@@ -89,10 +91,11 @@ def test_cli_runs_the_graph_with_the_configured_model(shared_data, tmp_path, mon
     monkeypatch.setattr(factory, "get_chat_model", lambda settings=None: model)
     app = typer.Typer()
     app.add_typer(eval_cli.app, name="eval")
-    result = CliRunner().invoke(app, ["eval", "diagnosis", "--data", str(shared_data), "--out", str(tmp_path), "-s", "smap_msl/C-1"])
+    result = CliRunner().invoke(app, ["eval", "diagnosis-graph", "--data", str(shared_data), "--out", str(tmp_path), "-s", "smap_msl/C-1"])
     assert result.exit_code == 0, result.output
     [row] = json.loads((tmp_path / "diagnosis_eval.json").read_text())["rows"]
-    assert row["plan_source"] == "llm" and row["detectors"] == ["iforest", "robust_z"]
+    default = parse_candidate(BEST_ON_TUNE)[0]  # the default selection's detector is always added
+    assert row["plan_source"] == "llm" and row["detectors"] == list(dict.fromkeys(["iforest", "robust_z", default]))
     assert set(row["explained_by"]) == {"llm"}
     assert "best single" in result.output
 
@@ -107,7 +110,7 @@ def test_ci_subset_with_the_embedded_model(shared_data, tmp_path):
         pytest.skip(reason)
     app = typer.Typer()
     app.add_typer(eval_cli.app, name="eval")
-    result = CliRunner().invoke(app, ["eval", "diagnosis", "--subset", "ci", "--data", str(shared_data), "--out", str(tmp_path)])
+    result = CliRunner().invoke(app, ["eval", "diagnosis-graph", "--subset", "ci", "--data", str(shared_data), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "diagnosis_eval.json").read_text())["rows"]
     assert [f"{r['dataset']}/{r['series']}" for r in rows] == list(ev.CI_SERIES)

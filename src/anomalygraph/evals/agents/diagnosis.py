@@ -25,10 +25,11 @@ from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
 from anomalygraph.evals.agents.tables import write_eval
 from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
-from anomalygraph.graphs.diagnosis.nodes import FUSED, scores_file
+from anomalygraph.graphs.diagnosis.nodes import SELECTED, scores_file
 from anomalygraph.metrics.evaluate import evaluate_scores, has_labelled_events, vus_window
 
 METRICS = ("vus_pr", "auc_pr", "range_f1", "event_f1")
+FUSED = "fused"  # the graph's verdict track in these tables
 
 # The CI subset: one NAB series (no training split) and one MSL channel (with one), so both
 # fitting rules and both the univariate and multivariate paths are exercised.
@@ -118,10 +119,10 @@ def evaluate_run(dataset: str, path: Path, out_dir: Path, context: DiagnosisCont
             scores = np.load(record.scores_path, allow_pickle=False)
             singles[record.detector] = Scores.of(evaluate_scores(series, scores, record.threshold.value, window).summary())
     fused = None
-    if verdict.fusion is not None:
-        scores = np.load(scores_file(out_dir, FUSED), allow_pickle=False)
-        fused = Scores.of(evaluate_scores(series, scores, verdict.fusion.threshold.value, window).summary())
-    intervals = verdict.fusion.intervals if verdict.fusion else []
+    if verdict.selection is not None:
+        scores = np.load(scores_file(out_dir, SELECTED), allow_pickle=False)
+        fused = Scores.of(evaluate_scores(series, scores, verdict.selection.threshold.value, window).summary())
+    intervals = verdict.selection.flagged if verdict.selection else []
     return SeriesRow(
         dataset=dataset, series=series.name, status="ok" if fused else "no fused scores",
         plan_source=verdict.plan.source, detectors=verdict.plan.detectors, intervals=len(intervals),

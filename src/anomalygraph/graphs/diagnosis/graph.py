@@ -1,6 +1,6 @@
 """Wiring of the diagnosis graph, and the one function the CLI and Python callers use.
 
-profile -> choose_detectors -> (Send) run_detector x N -> fuse -> explain -> report
+profile (+ planted anomalies) -> choose_detectors -> (Send) run_detector x N -> select -> explain -> report
 
 Compiled with a SQLite checkpointer, a run is a thread: re-running the same thread after a
 crash continues from the last completed node instead of starting over.
@@ -28,14 +28,14 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     graph.add_node("profile", nodes.profile)
     graph.add_node("choose_detectors", nodes.choose_detectors)
     graph.add_node("run_detector", nodes.run_one)
-    graph.add_node("fuse", nodes.fuse)
+    graph.add_node("select", nodes.select)
     graph.add_node("explain", nodes.explain)
     graph.add_node("report", nodes.report)
     graph.add_edge(START, "profile")
     graph.add_edge("profile", "choose_detectors")
     graph.add_conditional_edges("choose_detectors", nodes.route_detectors, ["run_detector"])
-    graph.add_edge("run_detector", "fuse")
-    graph.add_edge("fuse", "explain")
+    graph.add_edge("run_detector", "select")
+    graph.add_edge("select", "explain")
     graph.add_edge("explain", "report")
     graph.add_edge("report", END)
     return graph.compile(checkpointer=checkpointer, name="diagnosis")
@@ -47,11 +47,11 @@ def make_graph(config: RunnableConfig | None = None) -> CompiledStateGraph:
     return build_graph()
 
 
-def thread_id(path: str, out_dir: Path, detectors: list[str] | None) -> str:
-    """One thread per input file version, output folder and detector choice."""
+def thread_id(path: str, out_dir: Path, detectors: list[str] | None, choice: str = "") -> str:
+    """One thread per input file version, output folder, detector choice and selection / threshold choice."""
     real = Path(path).resolve()
     stamp = f"{real.stat().st_mtime_ns}:{real.stat().st_size}" if real.exists() else "missing"
-    key = f"{real}|{stamp}|{out_dir.resolve()}|{','.join(detectors or [])}"
+    key = f"{real}|{stamp}|{out_dir.resolve()}|{','.join(detectors or [])}|{choice}"
     return "diagnosis-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -71,7 +71,8 @@ def run_diagnosis(
     try:
         saver = SqliteSaver(conn)
         graph = build_graph(saver)
-        config = {"configurable": {"thread_id": thread_id(path, out_dir, detectors)}, "recursion_limit": RECURSION_LIMIT}
+        choice = f"{context.selection}|{context.threshold_method}|{context.top_k}|{context.contamination}"
+        config = {"configurable": {"thread_id": thread_id(path, out_dir, detectors, choice)}, "recursion_limit": RECURSION_LIMIT}
         snapshot = graph.get_state(config)
         resumed = bool(resume and snapshot.next)
         if snapshot.values and not snapshot.next and resume and "verdict" in snapshot.values:

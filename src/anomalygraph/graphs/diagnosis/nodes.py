@@ -17,16 +17,34 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from anomalygraph.core.errors import AnomalyGraphError
+from anomalygraph.core.intervals import scored_intervals
+from anomalygraph.core.thresholds import percentile_threshold
 from anomalygraph.data.cache import cached_series
+from anomalygraph.data.channels import channel_roles, describe_roles, scored_channels
+from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors import affordable_detectors, detector_names, get_detector_class
-from anomalygraph.detectors.fusion import (
-    FusedInterval,
-    FusionResult,
-    fuse_scores,
-    masks_from_intervals,
+from anomalygraph.detectors.candidates import (
+    candidate_name,
+    fit_slice,
+    parse_candidate,
+    run_candidates,
 )
-from anomalygraph.detectors.run import FitOn, run_detector
+from anomalygraph.detectors.fusion import agreeing
+from anomalygraph.detectors.ranking import rank_intervals
+from anomalygraph.detectors.selection import (
+    BEST_ON_TUNE,
+    DEFAULT_STRATEGY,
+    FIXED_PREFIX,
+    MODEL_STRATEGY,
+    PLAN_DETECTORS,
+    InjectedRows,
+    check_strategy,
+    surrogate_table,
+)
+from anomalygraph.detectors.selection import (
+    select as select_track,
+)
 from anomalygraph.graphs.context import context_of
 from anomalygraph.graphs.diagnosis.state import (
     DetectorPlan,
@@ -36,6 +54,8 @@ from anomalygraph.graphs.diagnosis.state import (
     DiagnosisState,
     Explanation,
     PlanRecord,
+    RankedFinding,
+    SelectionRecord,
 )
 from anomalygraph.llm.grounding import invented_numbers
 from anomalygraph.prompts import load_prompt
@@ -48,6 +68,7 @@ PROMPT_PLAN = "diagnosis/choose_detectors"
 PROMPT_EXPLAIN = "diagnosis/explain_interval"
 PROMPT_DATA = "diagnosis/interval_data"
 MAX_EXPLANATION_CHARS = 800
+MAX_CANDIDATES = 20
 
 
 def series_of(path: str, ctx: DiagnosisContext) -> TimeSeries:
@@ -56,19 +77,57 @@ def series_of(path: str, ctx: DiagnosisContext) -> TimeSeries:
 
 # ------------------------------------------------------------------ profile
 def profile(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
+    """Profile the series and plant the synthetic anomalies every detector branch will score (one copy for all)."""
+    from anomalygraph.rulebank.injection import inject
+
     series = series_of(state["path"], context_of(runtime, DiagnosisContext))
-    return {"profile": profile_series(series).model_dump(mode="json")}
+    injected = inject(series.unlabelled(), scored_channels(series), seed=0)
+    path = Path(state["out_dir"]) / "scores" / "injection.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if injected is None:
+        np.savez(path, values=np.zeros(0, np.float32), kinds=np.zeros(0, str), window=0)
+    else:
+        np.savez(path, values=injected.values, kinds=injected.kinds, window=injected.window)
+    return {"profile": profile_series(series).model_dump(mode="json"), "injection_path": str(path)}
+
+
+def load_injection(path: str | Path) -> InjectedRows | None:
+    data = np.load(path, allow_pickle=False)
+    if not data["values"].size:
+        return None
+    return InjectedRows(values=data["values"], kinds=data["kinds"], window=int(data["window"]))
 
 
 # ------------------------------------------------------------------- choose
-def rule_based_plan(prof: SeriesProfile, *, gpu: bool, limit: int) -> DetectorPlan:
-    """What an experienced user would run first, from length, width and seasonality."""
+def needed_candidate(selection: str) -> str | None:
+    """The one candidate a fixed strategy rests on, or None for strategies that choose among what ran."""
+    if selection == "best_on_tune":
+        return BEST_ON_TUNE
+    return selection.removeprefix(FIXED_PREFIX) if selection.startswith(FIXED_PREFIX) else None
+
+
+def needed_detectors(selection: str, gpu: bool) -> list[str]:
+    """Detectors a selection strategy needs: its fixed candidate's, the planned three, or the whole CPU pool."""
+    name = needed_candidate(selection)
+    if name is not None:
+        return [parse_candidate(name)[0]]
+    if selection.startswith("fusion"):
+        return list(PLAN_DETECTORS)
+    return [d for d in affordable_detectors(gpu) if get_detector_class(d).__module__.startswith("anomalygraph.")]
+
+
+def rule_based_plan(prof: SeriesProfile, *, gpu: bool, limit: int, selection: str = "best_on_tune") -> DetectorPlan:
+    """What an experienced user would run first: the strong cheap baselines plus what the selection needs."""
     summary = prof.summary
     chosen = ["iforest", "sub_pca"]
-    reasons = ["IForest and Sub-PCA are the strongest cheap baselines (TSB-AD)"]
-    if summary.n_channels <= 8 and summary.length <= 100_000:
+    reasons = ["IForest and Sub-PCA are strong cheap baselines (TSB-AD)"]
+    if summary.length <= 100_000:
         chosen.append("matrix_profile")
-        reasons.append("matrix profile suits few channels with recurring shapes")
+        reasons.append("matrix profile finds discords of recurring shapes")
+    extra = [d for d in needed_detectors(selection, gpu) if d not in chosen]
+    if extra:
+        chosen += extra
+        reasons.append(f"selection '{selection}' needs {', '.join(extra)}")
     # robust_z is left out: on NAB and SMAP/MSL it is the weakest by VUS-PR (0.14 on NAB) and, fused
     # in, it pulled the mean fused VUS-PR of `eval diagnosis` from 0.436 down to 0.388.
     deep = [d for d in affordable_detectors(gpu) if get_detector_class(d).heavy]
@@ -107,7 +166,9 @@ def choose_detectors(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) 
         return {"plan": plan.model_dump(mode="json")}
     prof = SeriesProfile.model_validate(state["profile"])
     gpu = ctx.has_gpu()
-    fallback = rule_based_plan(prof, gpu=gpu, limit=ctx.max_detectors)
+    check_strategy(ctx.selection)
+    needed = needed_detectors(ctx.selection, gpu)
+    fallback = rule_based_plan(prof, gpu=gpu, limit=max(ctx.max_detectors, len(needed)), selection=ctx.selection)
     menu = affordable_detectors(gpu)
     note = None
     model = ctx.chat_model()
@@ -124,10 +185,13 @@ def choose_detectors(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) 
             picked = list(dict.fromkeys(d for d in answer.detectors if d in menu))[: ctx.max_detectors]
             dropped = [d for d in answer.detectors if d not in menu]
             if len(picked) >= 1:
-                plan = PlanRecord(
-                    detectors=picked, reason=answer.reason, source="llm",
-                    note=f"ignored detector(s) {dropped}: unknown, or too slow without a GPU" if dropped else None,
-                )
+                # the selection strategy's detectors always run: the model adds to them, it cannot remove them
+                added = [d for d in needed if d not in picked]
+                notes = [f"ignored detector(s) {dropped}: unknown, or too slow without a GPU"] if dropped else []
+                if added:
+                    notes.append(f"added {', '.join(added)} for selection '{ctx.selection}'")
+                plan = PlanRecord(detectors=picked + added, reason=answer.reason, source="llm",
+                                  note="; ".join(notes) or None)
                 return {"plan": plan.model_dump(mode="json")}
             note = f"the model named no usable detector ({answer.detectors})"
         except AnomalyGraphError as exc:
@@ -145,70 +209,183 @@ def route_detectors(state: DiagnosisState) -> list[Send]:
 
 
 # ---------------------------------------------------------------------- run
-FUSED = "fused"
+SELECTED = "selected"
 
 
 def scores_file(out_dir: str | Path, track: str) -> Path:
-    """Where a run keeps one track's scores: a detector's name, or :data:`FUSED`."""
+    """Where a run keeps one track's scores: a detector's name, or :data:`SELECTED` (the track the verdict rests on)."""
     return Path(out_dir) / "scores" / f"{track}.npy"
 
 
 def run_one(task: DetectorTask, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
+    """One detector, every view: its candidate tracks and their scores on the planted rows, saved to one file."""
     ctx = context_of(runtime, DiagnosisContext)
     series = series_of(task["path"], ctx)
     name = task["detector"]
+    injected = load_injection(Path(task["out_dir"]) / "scores" / "injection.npz")
+    config = {"contamination": ctx.contamination}
     try:
-        run = run_detector(series, name, config={"contamination": ctx.contamination}, fit_on=FitOn.train)
+        run = run_candidates(series, name, injected.values if injected is not None else None, config=config)
     except AnomalyGraphError as exc:
-        record = DetectorRecord(detector=name, status="error", error=str(exc))
-        return {"records": [record.model_dump(mode="json")], "notes": [f"{name} failed: {exc}"]}
+        run = None
+        error = str(exc)
+    if run is None or name not in run.scores:
+        error = error if run is None else run.errors.get(name, "no joint track")
+        record = DetectorRecord(detector=name, status="error", error=error)
+        return {"records": [record.model_dump(mode="json")], "notes": [f"{name} failed: {error}"]}
+    out = Path(task["out_dir"]) / "scores"
+    out.mkdir(parents=True, exist_ok=True)
+    tracks_path = out / f"{name}.tracks.npz"
+    arrays = {f"s::{n}": v for n, v in run.scores.items()} | {f"i::{n}": v for n, v in run.injected.items()}
+    arrays |= {f"z::{n}": z for n, (_, z) in run.per_channel.items()}
+    arrays |= {f"c::{n}": np.asarray(cols) for n, (cols, _) in run.per_channel.items()}
+    arrays |= {f"a::{n}": np.asarray(original) for n, original in run.aliases.items()}
+    np.savez(tracks_path, **arrays)
+    joint = run.scores[name]
     scores_path = scores_file(task["out_dir"], name)
-    scores_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(scores_path, run.scores, allow_pickle=False)
+    np.save(scores_path, joint, allow_pickle=False)
+    rows = fit_slice(series)
+    threshold = percentile_threshold(joint[rows], ctx.contamination)
+    mask = joint > threshold.value
     record = DetectorRecord(
-        detector=name, status="ok", fitted_on=run.fitted_on, threshold=run.threshold, n_flagged=run.n_flagged,
-        intervals=[(iv.start, iv.end) for iv in run.intervals], fit_seconds=run.fit_seconds,
-        score_seconds=run.score_seconds, scores_path=str(scores_path),
+        detector=name, status="ok", fitted_on=_fitted_on(series), threshold=threshold, n_flagged=int(mask.sum()),
+        intervals=[(iv.start, iv.end) for iv in scored_intervals(mask, joint)], scores_path=str(scores_path),
+        candidates=list(run.scores), candidate_errors=run.errors, tracks_path=str(tracks_path),
+        fit_seconds=round(run.seconds, 2),
     )
-    return {"records": [record.model_dump(mode="json")]}
+    notes = [f"{cand} failed: {err}" for cand, err in run.errors.items()]
+    return {"records": [record.model_dump(mode="json")], "notes": notes}
 
 
-# --------------------------------------------------------------------- fuse
+def _fitted_on(series: TimeSeries) -> str:
+    if series.train_end is not None:
+        return f"rows 0..{series.train_end - 1} (the format's training split)"
+    return "the whole series (the format has no training split; unsupervised)"
+
+
+# ------------------------------------------------------------------- select
 def _ok_records(state: DiagnosisState) -> list[DetectorRecord]:
     latest = {r["detector"]: DetectorRecord.model_validate(r) for r in state.get("records", [])}
     return [r for r in latest.values() if r.status == "ok"]
 
 
-def fuse(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
+def select(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
+    """Choose the track the verdict rests on (no labels), then rank its candidate intervals by severity."""
     ctx = context_of(runtime, DiagnosisContext)
     series = series_of(state["path"], ctx)
     records = _ok_records(state)
     if not records:
-        return {"notes": ["no detector finished, so there is nothing to fuse"]}
-    scores = {r.detector: np.load(r.scores_path, allow_pickle=False) for r in records if r.scores_path}
-    masks = masks_from_intervals({r.detector: r.intervals for r in records}, series.length)
-    fit_rows = slice(0, series.train_end) if series.train_end else slice(None)
-    fused, result = fuse_scores(scores, masks, fit_rows=fit_rows, contamination=ctx.contamination)
-    result, notes = demote_uncorroborated(result)
-    fused_path = scores_file(state["out_dir"], FUSED)
-    np.save(fused_path, fused, allow_pickle=False)
-    return {"fusion": result.model_dump(mode="json"), "fused_path": str(fused_path), "notes": notes}
+        return {"notes": ["no detector finished, so there is nothing to select from"]}
+    tracks, planted, per_channel, aliases = {}, {}, {}, {}
+    for r in records:
+        data = np.load(r.tracks_path, allow_pickle=False)
+        for key in data.files:
+            kind, _, cand = key.partition("::")
+            if kind == "s":
+                tracks[cand] = data[key]
+            elif kind == "i":
+                planted[cand] = data[key]
+            elif kind == "z":
+                per_channel[cand] = (data[f"c::{cand}"].tolist(), data[key])
+            elif kind == "a":
+                aliases[cand] = str(data[key])
+    injected = load_injection(state["injection_path"])
+    surrogates = surrogate_table(tracks, planted, injected, window=injected.window if injected is not None else 1,
+                                 aliases=aliases)
+    rows = fit_slice(series)
+    strategy, notes = ctx.selection, []
+    if strategy == MODEL_STRATEGY:
+        strategy, note = _model_strategy(ctx, state, series, surrogates, aliases)
+        notes += [note] if note else []
+    needed = needed_candidate(strategy)
+    if needed is not None and needed not in tracks:
+        notes.append(f"selection '{strategy}' needs {needed}, which did not run; fused the detectors that ran instead")
+        strategy = "fusion"
+    final, chosen = select_track(strategy, tracks, fit_rows=rows, surrogates=surrogates, aliases=aliases,
+                                 contamination=ctx.contamination)
+    separation = max(2, estimate_period(series.values[:, scored_channels(series)[0]]))
+    threshold, ranked = rank_intervals(final, fit_rows=rows, method=ctx.threshold_method, contamination=ctx.contamination,
+                                       k=min(ctx.top_k, MAX_CANDIDATES), separation=separation, max_candidates=3 * MAX_CANDIDATES)
+    # With a training split the diagnosed rows are the ones after it (the fit rows are normal by definition).
+    first = series.train_end or 0
+    ranked = [iv for iv in ranked if iv.end >= first][:MAX_CANDIDATES]
+    view = parse_candidate(chosen.chosen[0])[1]
+    masks = {}
+    for r in records:
+        name = candidate_name(r.detector, view) if candidate_name(r.detector, view) in tracks else r.detector
+        own = tracks[name]
+        masks[r.detector] = own > percentile_threshold(own[rows], ctx.contamination).value
+    findings = []
+    for rank, iv in enumerate(ranked, start=1):
+        who = agreeing(masks, iv.start, iv.end)
+        passes = rank <= ctx.top_k if ctx.threshold_method == "top_k" else iv.passes
+        findings.append(RankedFinding(
+            start=iv.start, end=iv.end, peak=iv.peak, peak_score=iv.peak_score, detectors=who,
+            agreement=len(who) / len(records), rank=rank, robust_z=iv.robust_z, passes=passes,
+            channels=_drivers(series, chosen.chosen, per_channel, iv.start, iv.end),
+        ))
+    record = SelectionRecord(
+        strategy=chosen.strategy, chosen=chosen.chosen, weights=chosen.weights, reason=chosen.reason, threshold=threshold,
+        roles=describe_roles(channel_roles(series)), candidates=list(tracks),
+        surrogates={n: s for n, s in surrogates.items() if n not in aliases},
+        detectors=[r.detector for r in records], intervals=findings,
+    )
+    record, demoted = demote_uncorroborated(record)
+    notes += demoted
+    fused_path = scores_file(state["out_dir"], SELECTED)
+    np.save(fused_path, final, allow_pickle=False)
+    return {"selection": record.model_dump(mode="json"), "fused_path": str(fused_path), "notes": notes}
 
 
-def demote_uncorroborated(result: FusionResult) -> tuple[FusionResult, list[str]]:
-    """Intervals only caveated detectors flag go last, with a note: never trust such a detector alone."""
+def _model_strategy(ctx: DiagnosisContext, state: DiagnosisState, series: TimeSeries,
+                    surrogates: dict[str, Any], aliases: dict[str, str]) -> tuple[str, str | None]:
+    """The model's pick among the strategies and candidates, seeing the surrogate metrics; the default without a model."""
+    from anomalygraph.agents.track_chooser import choose_track
+
+    model = ctx.chat_model()
+    if model is None:
+        return DEFAULT_STRATEGY, f"selection 'llm' without a language model: used the default '{DEFAULT_STRATEGY}'"
+    shown = {n: s for n, s in surrogates.items() if n not in aliases}
+    chosen = choose_track(model, profile=_profile_text(SeriesProfile.model_validate(state["profile"])).splitlines()[0],
+                          roles=describe_roles(channel_roles(series)), surrogates=shown, candidates=list(shown),
+                          default=DEFAULT_STRATEGY)
+    note = f"the model chose '{chosen.strategy}': {chosen.reason}" if chosen.source == "llm" else chosen.note
+    return chosen.strategy, note
+
+
+def _drivers(series: TimeSeries, chosen: list[str], per_channel: dict[str, tuple[list[int], np.ndarray]],
+             start: int, end: int, limit: int = 3) -> list[str]:
+    """Channels whose own z inside the interval is at least half the strongest one's, from the chosen detectors' per-channel views."""
+    peaks: dict[int, float] = {}
+    for name in chosen:
+        detector, _ = parse_candidate(name)
+        view = per_channel.get(f"{detector}@channels")
+        if view is None:
+            continue
+        columns, z = view
+        for k, column in enumerate(columns):
+            peaks[column] = max(peaks.get(column, -np.inf), float(z[start : end + 1, k].max()))
+    if not peaks:
+        return []
+    top = max(peaks.values())
+    ordered = sorted((c for c in peaks if peaks[c] >= top / 2), key=lambda c: -peaks[c])
+    return [series.channels[c] for c in ordered[:limit]]
+
+
+def demote_uncorroborated(result: SelectionRecord) -> tuple[SelectionRecord, list[str]]:
+    """Intervals only caveated detectors flag go after the others, with a note: never trust such a detector alone."""
     caveats = {name: get_detector_class(name).caveat for name in result.detectors if get_detector_class(name).caveat}
     if not caveats:
         return result, []
 
-    def alone(iv: FusedInterval) -> bool:
+    def alone(iv: RankedFinding) -> bool:
         return bool(iv.detectors) and set(iv.detectors) <= set(caveats)
 
-    ordered = sorted(result.intervals, key=alone)  # stable: keeps agreement order within each group
+    ordered = sorted(result.intervals, key=lambda iv: (not iv.passes, alone(iv)))  # stable: keeps the rank order
     notes = [
         f"rows {iv.start}..{iv.end} are flagged only by {', '.join(iv.detectors)}, which "
         f"{'; '.join(caveats[d] for d in iv.detectors)}; listed after the corroborated intervals"
-        for iv in ordered if alone(iv)
+        for iv in ordered if alone(iv) and iv.passes
     ]
     return result.model_copy(update={"intervals": ordered}), notes[:5]
 
@@ -226,23 +403,24 @@ def _statistics_text(expl: WindowExplanation) -> str:
 
 def explain(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
     ctx = context_of(runtime, DiagnosisContext)
-    if "fusion" not in state:
+    if "selection" not in state:
         return {"explanations": []}
     from anomalygraph.plots.detection import plot_detection
 
     series = series_of(state["path"], ctx)
-    fusion = FusionResult.model_validate(state["fusion"])
+    selection = SelectionRecord.model_validate(state["selection"])
     fused = np.load(state["fused_path"], allow_pickle=False)
     out = Path(state["out_dir"])
     explanations, notes = [], []
-    for k, iv in enumerate(fusion.intervals[: ctx.max_explanations]):
+    # flagged intervals come first; with none flagged the strongest near misses are still described
+    for k, iv in enumerate(selection.intervals[: ctx.max_explanations]):
         expl = explain_window(series, iv.start, iv.end)
         stats = _statistics_text(expl)
         pad = max(3 * (iv.end - iv.start + 1), 50)
         window = (max(0, iv.start - pad), min(series.length, iv.end + 1 + pad))
         plot_path = plot_detection(
-            series, {"fused": fused}, path=out / f"interval_{k + 1}.png", window=window,
-            thresholds={"fused": fusion.threshold.value}, title=f"{series.name}: interval {k + 1}",
+            series, {SELECTED: fused}, path=out / f"interval_{k + 1}.png", window=window,
+            thresholds={SELECTED: selection.threshold.value}, title=f"{series.name}: interval {k + 1}",
         )
         text, source = _ask_model(ctx, series, iv, expl, stats, plot_path, window, notes)
         explanations.append(

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from anomalygraph.core.thresholds import Threshold
-from anomalygraph.detectors.fusion import FusedInterval, FusionResult
+from anomalygraph.core.thresholds import Threshold, ThresholdMethod
+from anomalygraph.detectors.fusion import FusedInterval
+from anomalygraph.detectors.selection import DEFAULT_STRATEGY, CandidateSurrogates
 from anomalygraph.graphs.context import RunContext
 
 
@@ -22,7 +23,7 @@ class DetectorPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    detectors: list[str] = Field(min_length=1, max_length=6, description="registered detector names")
+    detectors: list[str] = Field(min_length=1, max_length=10, description="registered detector names")
     reason: str = Field(max_length=600, description="one or two sentences")
 
 
@@ -32,9 +33,14 @@ class PlanRecord(DetectorPlan):
 
 
 class DetectorRecord(BaseModel):
+    """One detector's run; its joint-view threshold and intervals, and the file of all its candidate tracks."""
+
     detector: str
     status: Literal["ok", "error"]
     error: str | None = None
+    candidates: list[str] = Field(default_factory=list, description="candidate tracks it produced (views)")
+    candidate_errors: dict[str, str] = Field(default_factory=dict)
+    tracks_path: str | None = None
     fitted_on: str | None = None
     threshold: Threshold | None = None
     n_flagged: int = 0
@@ -44,8 +50,36 @@ class DetectorRecord(BaseModel):
     scores_path: str | None = None
 
 
+class RankedFinding(FusedInterval):
+    """A candidate interval of the selected track, ranked by severity; ``passes`` says whether it is flagged."""
+
+    rank: int
+    robust_z: float = Field(description="peak above the fit rows' median, in 1.4826 MAD")
+    passes: bool
+    channels: list[str] = Field(default_factory=list, description="channels whose own scores drove it, strongest first")
+
+
+class SelectionRecord(BaseModel):
+    """Which track the verdict rests on, chosen without labels, and every candidate interval of it."""
+
+    strategy: str
+    chosen: list[str]
+    weights: dict[str, float]
+    reason: str
+    threshold: Threshold
+    roles: str = Field(description="channel roles read from the data")
+    candidates: list[str]
+    surrogates: dict[str, CandidateSurrogates] = Field(default_factory=dict)
+    detectors: list[str] = Field(description="detectors whose tracks were candidates")
+    intervals: list[RankedFinding]
+
+    @property
+    def flagged(self) -> list[RankedFinding]:
+        return [iv for iv in self.intervals if iv.passes]
+
+
 class Explanation(BaseModel):
-    interval: FusedInterval
+    interval: RankedFinding
     start_time: str | None
     end_time: str | None
     statistics: str
@@ -63,7 +97,7 @@ class DiagnosisVerdict(BaseModel):
     n_channels: int
     plan: PlanRecord
     detectors: list[DetectorRecord]
-    fusion: FusionResult | None
+    selection: SelectionRecord | None
     explanations: list[Explanation]
     report_path: str
     plots: list[str]
@@ -79,7 +113,8 @@ class DiagnosisState(TypedDict, total=False):
     profile: dict[str, Any]
     plan: dict[str, Any]
     records: Annotated[list[dict[str, Any]], operator.add]
-    fusion: dict[str, Any]
+    injection_path: str
+    selection: dict[str, Any]
     fused_path: str
     explanations: list[dict[str, Any]]
     verdict: dict[str, Any]
@@ -102,5 +137,8 @@ class DiagnosisContext(RunContext):
     """
 
     max_explanations: int = 3
-    max_detectors: int = 4
+    max_detectors: int = 8
     contamination: float = 0.01
+    selection: str = DEFAULT_STRATEGY
+    threshold_method: ThresholdMethod = "percentile"
+    top_k: int = 5

@@ -24,31 +24,16 @@ from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.data.datasets import dataset_files
 from anomalygraph.data.loaders import load_series
 from anomalygraph.evals.agents.tables import write_eval
+from anomalygraph.evals.selection import METRICS, Scores
 from anomalygraph.graphs.diagnosis import DiagnosisContext, run_diagnosis
 from anomalygraph.graphs.diagnosis.nodes import SELECTED, scores_file
 from anomalygraph.metrics.evaluate import evaluate_scores, has_labelled_events, vus_window
 
-METRICS = ("vus_pr", "auc_pr", "range_f1", "event_f1")
 FUSED = "fused"  # the graph's verdict track in these tables
 
 # The CI subset: one NAB series (no training split) and one MSL channel (with one), so both
 # fitting rules and both the univariate and multivariate paths are exercised.
 CI_SERIES = ("nab/nyc_taxi", "smap_msl/C-1")
-
-
-class Scores(BaseModel):
-    """Accuracy of one score track on the evaluated rows."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    vus_pr: float
-    auc_pr: float
-    range_f1: float
-    event_f1: float
-
-    @classmethod
-    def of(cls, summary: dict[str, float]) -> Scores:
-        return cls(**{key: float(summary[key]) for key in METRICS})
 
 
 class SeriesRow(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from anomalygraph.core.intervals import mask_to_intervals
@@ -22,7 +24,7 @@ def test_events_are_apart_within_the_fit_rows_and_only_on_the_given_channels():
     assert planted is not None and len(planted.values) == 3000  # the fit rows only
     spans = mask_to_intervals(planted.mask)
     assert 3 <= len(spans) <= 12
-    gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]
+    gaps = [b[0] - a[1] for a, b in pairwise(spans)]
     assert min(gaps) > planted.window  # each planted window is its own event
     assert np.array_equal(planted.values[:, 1], s.values[:3000, 1])  # the flag channel is never touched
 

@@ -151,6 +151,7 @@ def selection_cmd(
     """
     from anomalygraph.core.settings import get_settings
     from anomalygraph.detectors import detector_names
+    from anomalygraph.detectors.candidates import pool_detectors
     from anomalygraph.detectors.selection import STRATEGIES, check_strategy
     from anomalygraph.evals import selection as ev
     from anomalygraph.evals.agents.diagnosis import CI_SERIES
@@ -160,7 +161,7 @@ def selection_cmd(
         raise ConfigError(f"--fold must be validate, tune or all, got {fold!r}")
     if subset not in ("ci", "all"):
         raise ConfigError(f"--subset must be ci or all, got {subset!r}")
-    pool = ev.pool_detectors()
+    pool = pool_detectors()
     chosen_detectors = [d.strip() for d in detectors.split(",") if d.strip()] if detectors else pool
     unknown = [d for d in chosen_detectors if d not in detector_names()]
     if unknown or not chosen_detectors:

@@ -30,6 +30,17 @@ def median_sigma(x: np.ndarray) -> tuple[float, float]:
     return median, MAD_TO_SIGMA * float(np.median(np.abs(x - median)))
 
 
+def median_scale(x: np.ndarray) -> tuple[float, float]:
+    """Median and a scale that is never 0: 1.4826 x MAD, else the std, else 1.
+
+    Scores often sit on a few levels, where the MAD is 0 but the std is not; a constant
+    reference gets 1, so a z measured against it stays finite.
+    """
+    x = np.asarray(x)
+    median, sigma = median_sigma(x)
+    return median, sigma if sigma > 0 else float(x.std()) or 1.0
+
+
 def _tiny(level: np.ndarray) -> np.ndarray:
     return 1e-6 * np.maximum(1.0, np.abs(level))
 

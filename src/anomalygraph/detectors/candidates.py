@@ -25,15 +25,20 @@ from typing import Any, Literal
 import numpy as np
 
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError
+from anomalygraph.core.stats import median_scale
 from anomalygraph.data.channels import scored_channels
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.detectors.base import Detector
-from anomalygraph.detectors.fusion import robust_z
+from anomalygraph.detectors.base import Detector, affordable_detectors, get_detector_class
 from anomalygraph.detectors.run import FitOn, fit_detector
 
 View = Literal["joint", "channels", "channels_top3"]
 VIEWS: tuple[View, ...] = ("joint", "channels", "channels_top3")
 TOP_K = 3
+
+
+def pool_detectors(gpu: bool = False) -> list[str]:
+    """The shipped detectors worth running on this hardware (the heavy ones need a GPU): every candidate's source."""
+    return [d for d in affordable_detectors(gpu) if get_detector_class(d).__module__.startswith("anomalygraph.")]
 
 
 def candidate_name(detector: str, view: View) -> str:
@@ -80,17 +85,6 @@ def channel_series(series: TimeSeries, column: int) -> TimeSeries:
                       name=f"{series.name}:{series.channels[column]}", train_end=series.train_end)
 
 
-def _reference(scores: np.ndarray, rows: slice) -> tuple[float, float]:
-    """Median and scale used to put one channel's scores in robust-z units (fit rows only)."""
-    ref = scores[rows]
-    from anomalygraph.core.stats import median_sigma
-
-    median, sigma = median_sigma(ref)
-    if sigma <= 0:
-        sigma = float(ref.std()) or 1.0
-    return median, sigma
-
-
 def aggregate(z: np.ndarray, view: View) -> np.ndarray:
     """Per-row aggregate of per-channel z ``[T, k]``: the max, or the mean of the top 3."""
     if z.shape[1] == 1 or view == "channels":
@@ -123,12 +117,12 @@ def score_tracks(
             tracks.append(joint)
         if univariate:
             # One channel: every view is the joint track in robust-z units (same order, same VUS).
+            ref = median_scale(joint.scores[rows])
+            z = ((joint.scores - ref[0]) / ref[1])[:, None]
             for view in views:
                 if view != "joint":
-                    z = robust_z(joint.scores, joint.scores[rows])[:, None]
                     tracks.append(Track(candidate_name(detector, view), detector, view, z[:, 0], [0], joint.fitted,
-                                        [_reference(joint.scores, rows)] if joint.ok else [], z, joint.error, 0.0,
-                                        alias_of=joint.name))
+                                        [ref] if joint.ok else [], z, joint.error, 0.0, alias_of=joint.name))
             return tracks
     wanted = [v for v in views if v != "joint"]
     if not wanted:
@@ -142,7 +136,7 @@ def score_tracks(
         except AnomalyGraphError as exc:
             errors.append(f"{series.channels[column]}: {exc}")
             continue
-        ref = _reference(raw, rows)
+        ref = median_scale(raw[rows])
         fitted.append(model)
         kept.append(column)
         refs.append(ref)

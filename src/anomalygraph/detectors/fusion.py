@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from anomalygraph.core.errors import DataError
 from anomalygraph.core.intervals import intervals_to_mask, scored_intervals
-from anomalygraph.core.stats import median_sigma
+from anomalygraph.core.stats import median_scale
 from anomalygraph.core.thresholds import Threshold, percentile_threshold
 
 
@@ -52,8 +52,7 @@ def agreeing(masks: Mapping[str, np.ndarray], start: int, end: int) -> list[str]
 
 def robust_z(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``(scores - median) / (1.4826 MAD)`` with the median and MAD of ``reference``."""
-    median, mad = median_sigma(reference)
-    scale = mad if mad > 0 else float(reference.std()) or 1.0
+    median, scale = median_scale(reference)
     return (scores - median) / scale
 
 

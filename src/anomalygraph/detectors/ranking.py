@@ -29,7 +29,7 @@ from pydantic import Field
 
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.core.intervals import Interval, mask_to_intervals
-from anomalygraph.core.stats import median_sigma
+from anomalygraph.core.stats import median_scale
 from anomalygraph.core.thresholds import (
     Threshold,
     ThresholdMethod,
@@ -72,12 +72,6 @@ def _check_track(scores: np.ndarray, fit_rows: slice) -> tuple[np.ndarray, np.nd
     return values, fit
 
 
-def _fit_scale(fit: np.ndarray) -> tuple[float, float]:
-    """Fit-rows median and robust sigma; a zero MAD (scores on a few levels) falls back to the
-    std, then to 1, as fusion's robust z does, so z stays finite."""
-    median, sigma = median_sigma(fit)
-    return median, sigma if sigma > 0 else float(fit.std()) or 1.0
-
 
 def _peaks(values: np.ndarray, separation: int) -> np.ndarray:
     """Local maxima at least ``separation`` rows apart, either end included, highest first."""
@@ -106,7 +100,7 @@ def candidate_intervals(
         raise ConfigError(f"max_candidates must be a whole number >= 1, got {max_candidates!r}")
     separation = int(separation)
     values, fit = _check_track(scores, fit_rows)
-    median, sigma = _fit_scale(fit)
+    median, sigma = median_scale(fit)
     taken: list[RankedInterval] = []
     for peak in _peaks(values, separation).tolist():
         start, end = _half_height_run(values, peak, median)

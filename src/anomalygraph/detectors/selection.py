@@ -188,8 +188,20 @@ def check_strategy(strategy: str, candidates: Sequence[str] | None = None) -> st
     return strategy
 
 
+def fixed_candidate(strategy: str) -> str | None:
+    """The one candidate a fixed strategy rests on, or None for strategies that choose among what ran."""
+    if strategy == "best_on_tune":
+        return BEST_ON_TUNE
+    return strategy.removeprefix(FIXED_PREFIX) if strategy.startswith(FIXED_PREFIX) else None
+
+
+def _z_parts(tracks: Mapping[str, np.ndarray], names: Sequence[str], fit_rows: slice) -> dict[str, np.ndarray]:
+    """Each named track in robust-z units of its own fit rows, so tracks on different scales can be combined."""
+    return {n: robust_z(np.asarray(tracks[n], float), np.asarray(tracks[n], float)[fit_rows]) for n in names}
+
+
 def _fused(tracks: Mapping[str, np.ndarray], names: Sequence[str], fit_rows: slice) -> tuple[np.ndarray, dict[str, float]]:
-    parts = {n: robust_z(np.asarray(tracks[n], float), np.asarray(tracks[n], float)[fit_rows]) for n in names}
+    parts = _z_parts(tracks, names, fit_rows)
     weights = agreement_weights(parts)
     return np.sum([weights[n] * parts[n] for n in names], axis=0), weights
 
@@ -210,8 +222,8 @@ def select(
     check_strategy(strategy, list(tracks))
     if strategy == MODEL_STRATEGY:
         raise ConfigError("selection 'llm' is resolved to a strategy by the model first (agents.track_chooser)")
-    if strategy.startswith(FIXED_PREFIX) or strategy == "best_on_tune":
-        name = BEST_ON_TUNE if strategy == "best_on_tune" else strategy.removeprefix(FIXED_PREFIX)
+    name = fixed_candidate(strategy)
+    if name is not None:
         if name not in tracks:
             raise ConfigError(f"selection {strategy!r} needs candidate {name!r}, which did not run")
         scores, chosen, weights = np.asarray(tracks[name], float), [name], {name: 1.0}
@@ -240,7 +252,7 @@ def select(
             scores, chosen, weights = np.asarray(tracks[top[0]], float), top, {top[0]: 1.0}
         else:
             chosen = top
-            parts = {n: robust_z(np.asarray(tracks[n], float), np.asarray(tracks[n], float)[fit_rows]) for n in top}
+            parts = _z_parts(tracks, top, fit_rows)
             weights = {n: 1 / len(top) for n in top}
             scores = np.mean(list(parts.values()), axis=0)
         reason = ("best by synthetic-anomaly detection and centrality (median rank over "

@@ -30,8 +30,8 @@ from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.data.channels import channel_roles, describe_roles, scored_channels
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.detectors import affordable_detectors, create_detector, get_detector_class
-from anomalygraph.detectors.candidates import fit_slice, run_candidates
+from anomalygraph.detectors import create_detector, get_detector_class
+from anomalygraph.detectors.candidates import fit_slice, pool_detectors, run_candidates
 from anomalygraph.detectors.selection import (
     DEFAULT_STRATEGY,
     MODEL_STRATEGY,
@@ -44,7 +44,7 @@ from anomalygraph.detectors.selection import (
 from anomalygraph.evals.agents.tables import write_eval
 from anomalygraph.evals.folds import Fold
 from anomalygraph.metrics.evaluate import evaluate_scores, has_labelled_events, vus_window
-from anomalygraph.rulebank.injection import inject
+from anomalygraph.rulebank.injection import inject, load_injection, save_injection
 
 METRICS = ("vus_pr", "auc_pr", "range_f1", "event_f1")
 CACHE_VERSION = "2"
@@ -101,11 +101,6 @@ class SelectionEval(BaseModel):
     rows: list[SeriesResult]
 
 
-def pool_detectors() -> list[str]:
-    """The shipped detectors worth running on a CPU (the heavy ones need a GPU)."""
-    return [d for d in affordable_detectors(gpu=False) if get_detector_class(d).__module__.startswith("anomalygraph.")]
-
-
 def _cache_key(detector: str) -> str:
     """Changes whenever the detector's defaults or code change, so a stale cache is never reused."""
     cls = get_detector_class(detector)
@@ -116,14 +111,9 @@ def _cache_key(detector: str) -> str:
 def _injection(series: TimeSeries, cache: Path) -> InjectedRows | None:
     path = cache / "injection.npz"
     if path.is_file():
-        data = np.load(path, allow_pickle=False)
-        return InjectedRows(values=data["values"], kinds=data["kinds"], window=int(data["window"])) if data["values"].size else None
+        return load_injection(path)
     injected = inject(series.unlabelled(), scored_channels(series), seed=0)
-    cache.mkdir(parents=True, exist_ok=True)
-    if injected is None:
-        np.savez(path, values=np.zeros(0, np.float32), kinds=np.zeros(0, str), window=0)
-    else:
-        np.savez(path, values=injected.values, kinds=injected.kinds, window=injected.window)
+    save_injection(path, injected)
     return injected
 
 

@@ -10,6 +10,7 @@ gets the rows without them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +29,23 @@ KIND_OF = {"spike": "point", "level_shift": "level", "drift": "level", "flatline
 
 MIN_EFFECT = 3.0
 """Smallest planted change, in local robust scales: plainly visible, as the anomalies worth ranking on are."""
+
+
+def save_injection(path: Path, injected: InjectedRows | None) -> None:
+    """Write planted rows to ``path`` (.npz); ``None`` (too short to plant) is written as empty arrays."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if injected is None:
+        np.savez(path, values=np.zeros(0, np.float32), kinds=np.zeros(0, str), window=0)
+    else:
+        np.savez(path, values=injected.values, kinds=injected.kinds, window=injected.window)
+
+
+def load_injection(path: str | Path) -> InjectedRows | None:
+    """What :func:`save_injection` wrote."""
+    data = np.load(path, allow_pickle=False)
+    if not data["values"].size:
+        return None
+    return InjectedRows(values=data["values"], kinds=data["kinds"], window=int(data["window"]))
 
 
 def injection_window(values: np.ndarray) -> int:

@@ -28,18 +28,18 @@ from anomalygraph.detectors.candidates import (
     candidate_name,
     fit_slice,
     parse_candidate,
+    pool_detectors,
     run_candidates,
 )
 from anomalygraph.detectors.fusion import agreeing
 from anomalygraph.detectors.ranking import rank_intervals
+from anomalygraph.detectors.run import FitOn, fit_rows
 from anomalygraph.detectors.selection import (
-    BEST_ON_TUNE,
     DEFAULT_STRATEGY,
-    FIXED_PREFIX,
     MODEL_STRATEGY,
     PLAN_DETECTORS,
-    InjectedRows,
     check_strategy,
+    fixed_candidate,
     surrogate_table,
 )
 from anomalygraph.detectors.selection import (
@@ -59,6 +59,7 @@ from anomalygraph.graphs.diagnosis.state import (
 )
 from anomalygraph.llm.grounding import invented_numbers
 from anomalygraph.prompts import load_prompt
+from anomalygraph.rulebank.injection import inject, load_injection, save_injection
 from anomalygraph.rulebank.names import WINDOW_SHAPES
 from anomalygraph.tools.context import resolve_in_roots
 from anomalygraph.tools.explain import WindowExplanation, explain_window
@@ -78,42 +79,21 @@ def series_of(path: str, ctx: DiagnosisContext) -> TimeSeries:
 # ------------------------------------------------------------------ profile
 def profile(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
     """Profile the series and plant the synthetic anomalies every detector branch will score (one copy for all)."""
-    from anomalygraph.rulebank.injection import inject
-
     series = series_of(state["path"], context_of(runtime, DiagnosisContext))
-    injected = inject(series.unlabelled(), scored_channels(series), seed=0)
-    path = Path(state["out_dir"]) / "scores" / "injection.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if injected is None:
-        np.savez(path, values=np.zeros(0, np.float32), kinds=np.zeros(0, str), window=0)
-    else:
-        np.savez(path, values=injected.values, kinds=injected.kinds, window=injected.window)
+    path = injection_file(state["out_dir"])
+    save_injection(path, inject(series.unlabelled(), scored_channels(series), seed=0))
     return {"profile": profile_series(series).model_dump(mode="json"), "injection_path": str(path)}
 
 
-def load_injection(path: str | Path) -> InjectedRows | None:
-    data = np.load(path, allow_pickle=False)
-    if not data["values"].size:
-        return None
-    return InjectedRows(values=data["values"], kinds=data["kinds"], window=int(data["window"]))
-
-
 # ------------------------------------------------------------------- choose
-def needed_candidate(selection: str) -> str | None:
-    """The one candidate a fixed strategy rests on, or None for strategies that choose among what ran."""
-    if selection == "best_on_tune":
-        return BEST_ON_TUNE
-    return selection.removeprefix(FIXED_PREFIX) if selection.startswith(FIXED_PREFIX) else None
-
-
 def needed_detectors(selection: str, gpu: bool) -> list[str]:
     """Detectors a selection strategy needs: its fixed candidate's, the planned three, or the whole CPU pool."""
-    name = needed_candidate(selection)
+    name = fixed_candidate(selection)
     if name is not None:
         return [parse_candidate(name)[0]]
     if selection.startswith("fusion"):
         return list(PLAN_DETECTORS)
-    return [d for d in affordable_detectors(gpu) if get_detector_class(d).__module__.startswith("anomalygraph.")]
+    return pool_detectors(gpu)
 
 
 def rule_based_plan(prof: SeriesProfile, *, gpu: bool, limit: int, selection: str = "best_on_tune") -> DetectorPlan:
@@ -217,12 +197,17 @@ def scores_file(out_dir: str | Path, track: str) -> Path:
     return Path(out_dir) / "scores" / f"{track}.npy"
 
 
+def injection_file(out_dir: str | Path) -> Path:
+    """Where a run keeps the planted copy of the fit rows that every detector branch scores."""
+    return Path(out_dir) / "scores" / "injection.npz"
+
+
 def run_one(task: DetectorTask, runtime: Runtime[DiagnosisContext]) -> dict[str, Any]:
     """One detector, every view: its candidate tracks and their scores on the planted rows, saved to one file."""
     ctx = context_of(runtime, DiagnosisContext)
     series = series_of(task["path"], ctx)
     name = task["detector"]
-    injected = load_injection(Path(task["out_dir"]) / "scores" / "injection.npz")
+    injected = load_injection(injection_file(task["out_dir"]))
     config = {"contamination": ctx.contamination}
     try:
         run = run_candidates(series, name, injected.values if injected is not None else None, config=config)
@@ -248,19 +233,13 @@ def run_one(task: DetectorTask, runtime: Runtime[DiagnosisContext]) -> dict[str,
     threshold = percentile_threshold(joint[rows], ctx.contamination)
     mask = joint > threshold.value
     record = DetectorRecord(
-        detector=name, status="ok", fitted_on=_fitted_on(series), threshold=threshold, n_flagged=int(mask.sum()),
+        detector=name, status="ok", fitted_on=fit_rows(series, FitOn.train)[1], threshold=threshold, n_flagged=int(mask.sum()),
         intervals=[(iv.start, iv.end) for iv in scored_intervals(mask, joint)], scores_path=str(scores_path),
         candidates=list(run.scores), candidate_errors=run.errors, tracks_path=str(tracks_path),
         fit_seconds=round(run.seconds, 2),
     )
     notes = [f"{cand} failed: {err}" for cand, err in run.errors.items()]
     return {"records": [record.model_dump(mode="json")], "notes": notes}
-
-
-def _fitted_on(series: TimeSeries) -> str:
-    if series.train_end is not None:
-        return f"rows 0..{series.train_end - 1} (the format's training split)"
-    return "the whole series (the format has no training split; unsupervised)"
 
 
 # ------------------------------------------------------------------- select
@@ -297,7 +276,7 @@ def select(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[st
     if strategy == MODEL_STRATEGY:
         strategy, note = _model_strategy(ctx, state, series, surrogates, aliases)
         notes += [note] if note else []
-    needed = needed_candidate(strategy)
+    needed = fixed_candidate(strategy)
     if needed is not None and needed not in tracks:
         notes.append(f"selection '{strategy}' needs {needed}, which did not run; fused the detectors that ran instead")
         strategy = "fusion"

@@ -52,6 +52,11 @@ def test_served_model_flags_reach_the_settings():
     (["eval", "rulebank", "--split", "test"], "--split must be tune, validate or all"),
     (["eval", "rulebank", "--base-url", "http://gpu:8000/v1"], "--base-url needs --model"),
     (["eval", "diagnosis", "--data", "/nonexistent/data"], "data root /nonexistent/data does not exist"),
+    (["eval", "meta-selection", "/nonexistent/diagnosis_eval.json"], "no such file"),
+    (["eval", "f2a", "--variants", "f2a k=99"], "--variants: unknown ['f2a k=99']"),
+    (["eval", "f2a", "--detectors", "nope"], "--detectors: unknown ['nope']"),
+    (["eval", "f2a", "-s", "smap_msl/A-1"], "no series ['smap_msl/A-1'] in the validate fold"),
+    (["f2a", "pretrain", "--out", "/dev/null"], "exists and is not a folder"),
 ])
 def test_bad_flags_are_one_line_errors(recorded, argv, message, capsys):
     assert main(argv) == 2

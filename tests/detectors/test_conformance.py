@@ -19,6 +19,9 @@ TINY: dict[str, dict] = {
     "kshape": {"window": 16},
     "series2graph": {"window": 16},
     "anomaly_transformer": {"window": 16, "d_model": 16, "n_heads": 2, "e_layers": 1, "d_ff": 16, "epochs": 1, "threads": 1},
+    "f2a": {"weights": "none", "context_length": 32, "patch_length": 8, "horizon": 4, "adaptive_patching_levels": 1, "d_model": 16,
+            "num_layers": 1, "decoder_d_model": 8, "decoder_num_layers": 1, "epochs": 1, "encoder_epochs": 1, "rag_k": 2,
+            "max_windows": 200},
 }
 
 

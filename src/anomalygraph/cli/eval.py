@@ -41,6 +41,17 @@ def model_settings(provider: str | None, base_url: str | None, model: str | None
     return get_settings(llm_config, llm=overrides).llm
 
 
+def pick_series(rows: list[Any], wanted: list[str], where: str) -> list[Any]:
+    """The ``(dataset, path, fold)`` rows named ``dataset/name`` in ``wanted`` (all rows when empty)."""
+    if not wanted:
+        return rows
+    known = {f"{ds}/{p.stem}": (ds, p, f) for ds, p, f in rows}
+    missing = [w for w in wanted if w not in known]
+    if missing:
+        raise ConfigError(f"no series {missing} in {where}; known: {', '.join(sorted(known))}")
+    return [known[w] for w in wanted]
+
+
 def data_root(data: Path | None) -> Path:
     from anomalygraph.core.settings import get_settings
 
@@ -169,13 +180,7 @@ def selection_cmd(
     strategies = [check_strategy(s.strip()) for s in selection.split(",") if s.strip()] if selection else list(STRATEGIES)
     root = data_root(data)
     rows = fold_series(root, FOLDS if fold == "all" else (fold,))  # type: ignore[arg-type]
-    wanted = list(series or (CI_SERIES if subset == "ci" else ()))
-    if wanted:
-        known = {f"{ds}/{p.stem}": (ds, p, f) for ds, p, f in rows}
-        missing = [w for w in wanted if w not in known]
-        if missing:
-            raise ConfigError(f"no series {missing} in fold(s) {fold}; known: {', '.join(sorted(known))}")
-        rows = [known[w] for w in wanted]
+    rows = pick_series(rows, list(series or (CI_SERIES if subset == "ci" else ())), f"fold(s) {fold}")
     label = "selected" if series else subset
     out_dir = out or get_settings().output.dir / "evals" / "diagnosis" / f"selection-{fold}-{label}"
     console = Console(stderr=True)
@@ -193,6 +198,98 @@ def selection_cmd(
     text = ev.markdown_table(report)
     Console().print(Markdown(text.split("## Per series")[0]))
     Console().print(f"wrote {out_dir / 'diagnosis_eval.md'} and {out_dir / 'diagnosis_eval.json'}")
+
+
+F2A_CI = ("smap_msl/C-1", "nab/ambient_temperature_system_failure")
+
+
+@app.command("f2a")
+def f2a_cmd(
+    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only this validate series, as dataset/name (repeatable).")] = None,
+    subset: Annotated[str, typer.Option("--subset", help="ci (one SMAP/MSL channel and one NAB series) or all (every validate NAB and SMAP/MSL series).")] = "ci",
+    variants: Annotated[str | None, typer.Option("--variants", help="Comma-separated F2A variants (default: all; see evals/f2a.py VARIANTS).")] = None,
+    detectors: Annotated[str | None, typer.Option("--detectors", help="Comma-separated detection baselines (default: iforest,sub_pca,anomaly_transformer; 'none' for none).")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="F2A or official TTM weights folder (default: the shipped ones).")] = None,
+    horizon: Annotated[int, typer.Option("--horizon", min=1, max=720, help="Steps ahead to predict.")] = 16,
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for f2a_eval.md/.json.")] = None,
+) -> None:
+    """F2A ablations on held-out (validate) series: RAG k, loss terms, zero-shot, the TTM baseline and detectors.
+
+    Prediction VUS-PR (labels shifted by the horizon) and detection VUS-PR, with seconds per fit and score.
+
+    Example: anomalygraph eval f2a --subset ci --detectors iforest
+    """
+    from anomalygraph.core.settings import get_settings
+    from anomalygraph.detectors import detector_names
+    from anomalygraph.evals import f2a as ev
+    from anomalygraph.evals.folds import fold_series
+
+    if subset not in ("ci", "all"):
+        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
+    chosen = [v.strip() for v in variants.split(",") if v.strip()] if variants else list(ev.VARIANTS)
+    unknown = [v for v in chosen if v not in ev.VARIANTS]
+    if unknown:
+        raise ConfigError(f"--variants: unknown {unknown}; known: {'; '.join(ev.VARIANTS)}")
+    baselines = [] if detectors == "none" else ([d.strip() for d in detectors.split(",") if d.strip()] if detectors else list(ev.DETECTORS))
+    bad = [d for d in baselines if d not in detector_names()]
+    if bad:
+        raise ConfigError(f"--detectors: unknown {bad}; registered: {', '.join(detector_names())}")
+    if weights is not None and not weights.is_dir():
+        raise ConfigError(f"--weights {weights}: no such folder")
+    rows = fold_series(data_root(data), ("validate",), ("smap_msl", "nab"))
+    rows = pick_series(rows, list(series or (F2A_CI if subset == "ci" else ())), "the validate fold")
+    out_dir = out or get_settings().output.dir / "evals" / "f2a" / ("selected" if series else subset)
+    console = Console(stderr=True)
+    with _progress(console) as progress:
+        task = progress.add_task("f2a eval", total=len(rows))
+
+        def method(name: str, result: ev.MethodResult) -> None:
+            progress.console.print(f"  {name}: prediction {result.prediction_vus_pr:.3f}, detection "
+                                   f"{result.detection_vus_pr:.3f} (fit {result.fit_seconds:.0f} s, score "
+                                   f"{result.score_seconds:.0f} s)", highlight=False, markup=False)
+
+        def done(row: ev.SeriesF2A) -> None:
+            progress.console.print(f"{row.dataset}/{row.series}: {row.status}", highlight=False, markup=False)
+            progress.advance(task)
+
+        report = ev.run_f2a_eval(rows, out_dir, variants=chosen, detectors=baselines, weights=weights, horizon=horizon,
+                                 on_row=done, on_method=method)
+    Console().print(Markdown(ev.markdown(report).split("## Per series")[0]))
+    Console().print(f"wrote {out_dir / 'f2a_eval.md'} and {out_dir / 'f2a_eval.json'}")
+
+
+@app.command("meta-selection")
+def meta_selection_cmd(
+    result: Annotated[Path, typer.Argument(help="diagnosis_eval.json written by `anomalygraph eval diagnosis --fold all`.")],
+    data: DataOpt = None,
+) -> None:
+    """Learn selection from the tune rows of a finished selection eval; measure it on validate.
+
+    Regressors from surrogate metrics to VUS-PR are compared by leave-one-group-out
+    cross-validation on tune; each is then refitted on tune and measured once on validate.
+    Nothing is recomputed: the eval's own rows are the data.
+
+    Example: anomalygraph eval meta-selection out/evals/diagnosis/selection-all-all/diagnosis_eval.json
+    """
+    from anomalygraph.evals import meta_selection as meta
+    from anomalygraph.evals.folds import fold_series, group_of
+    from anomalygraph.evals.selection import SelectionEval
+
+    if not result.is_file():
+        raise ConfigError(f"{result}: no such file (run `anomalygraph eval diagnosis --fold all` first)")
+    try:
+        report = SelectionEval.model_validate_json(result.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{result}: not a diagnosis selection eval ({str(exc).splitlines()[0]})") from None
+    if {r.fold for r in report.rows if r.status == "ok"} != {"tune", "validate"}:
+        raise ConfigError(f"{result}: needs scored rows of both folds (run it with --fold all)")
+    groups = {(ds, p.stem): f"{ds}:{group_of(ds, p)}" for ds, p, _ in fold_series(data_root(data))}
+    outcome = meta.run_meta_eval(report, groups)
+    text = meta.markdown(outcome)
+    (result.parent / "meta_selection.md").write_text(text)
+    Console().print(Markdown(text))
+    Console().print(f"wrote {result.parent / 'meta_selection.md'}")
 
 
 @app.command("diagnosis-graph")

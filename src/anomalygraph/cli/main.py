@@ -51,6 +51,7 @@ def _mount() -> None:
     from anomalygraph.cli.chat import chat
     from anomalygraph.cli.data import app as synthetic_app
     from anomalygraph.cli.eval import app as eval_app
+    from anomalygraph.cli.f2a import app as f2a_app
     from anomalygraph.cli.llm import app as llm_app
     from anomalygraph.cli.rulebank import app as rulebank_app
 
@@ -59,6 +60,7 @@ def _mount() -> None:
     app.add_typer(llm_app, name="llm")
     app.command("chat")(chat)
     app.add_typer(eval_app, name="eval")
+    app.add_typer(f2a_app, name="f2a")
 
 
 _mount()

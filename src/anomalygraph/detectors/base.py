@@ -225,6 +225,7 @@ _BUILTIN: dict[str, str] = {
     "kshape": "anomalygraph.detectors.kshape:KShapeDetector",
     "series2graph": "anomalygraph.detectors.series2graph:Series2GraphDetector",
     "anomaly_transformer": "anomalygraph.detectors.anomaly_transformer:AnomalyTransformerDetector",
+    "f2a": "anomalygraph.detectors.f2a:F2ADetector",
 }
 _REGISTERED: dict[str, type[Detector]] = {}
 

@@ -30,6 +30,7 @@ from anomalygraph.core.tables import md_row, table_lines
 from anomalygraph.data.channels import channel_roles, describe_roles, scored_channels
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
+from anomalygraph.detectors import candidates as candidates_module
 from anomalygraph.detectors import create_detector, get_detector_class
 from anomalygraph.detectors.candidates import fit_slice, pool_detectors, run_candidates
 from anomalygraph.detectors.selection import (
@@ -102,9 +103,10 @@ class SelectionEval(BaseModel):
 
 
 def _cache_key(detector: str) -> str:
-    """Changes whenever the detector's defaults or code change, so a stale cache is never reused."""
+    """Changes whenever the detector's defaults or code, or the candidate views' code, change: a stale cache is never reused."""
     cls = get_detector_class(detector)
-    text = CACHE_VERSION + create_detector(detector).config.model_dump_json() + inspect.getsource(inspect.getmodule(cls))
+    text = (CACHE_VERSION + create_detector(detector).config.model_dump_json() + inspect.getsource(inspect.getmodule(cls))
+            + inspect.getsource(candidates_module))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

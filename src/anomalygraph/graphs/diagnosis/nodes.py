@@ -239,6 +239,7 @@ def run_one(task: DetectorTask, runtime: Runtime[DiagnosisContext]) -> dict[str,
         fit_seconds=round(run.seconds, 2),
     )
     notes = [f"{cand} failed: {err}" for cand, err in run.errors.items()]
+    notes += [f"{name}: {note}" for note in dict.fromkeys(n for ns in run.notes.values() for n in ns)]
     return {"records": [record.model_dump(mode="json")], "notes": notes}
 
 

@@ -1,0 +1,224 @@
+"""F2A's ablations on held-out real series: retrieval k, the loss terms, the TTM baseline, detectors.
+
+Protocol (the paper's *prediction* setting, on this project's data):
+
+* series: the *validate* fold (:mod:`anomalygraph.evals.folds`), so nothing here was in the
+  shipped weights' corpus; only the value channels (:func:`~anomalygraph.data.channels.scored_channels`);
+* fit rows: the training split (NAB, which has none: its probationary first 15 %); real labels
+  are never used for fitting. F2A fine-tunes on **pseudo-labels**: anomalies planted in the fit
+  rows by the rule bank (:func:`~anomalygraph.rulebank.injection.inject`);
+* prediction VUS-PR: at each test row ``t`` the target is "an anomaly within ``[t, t + h)``"
+  (labels shifted by the horizon, as the paper does). F2A's score is its highest predicted
+  probability for those steps from the context before ``t``; a detector, which can only say
+  how unusual the present is, is scored by its score at ``t - 1`` (nothing at or after ``t``);
+* detection VUS-PR: each row's own score against its own label, for reference.
+
+Every F2A variant changes one setting of the same detector (``VARIANTS``), so a row's
+difference from the next is that setting alone.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from anomalygraph.core.tables import md_row, table_lines
+from anomalygraph.data.channels import scored_channels
+from anomalygraph.data.loaders import load_series
+from anomalygraph.data.series import TimeSeries
+from anomalygraph.detectors import create_detector
+from anomalygraph.detectors.f2a.training import per_timestamp, residual_per_timestamp
+from anomalygraph.evals.agents.tables import write_eval
+from anomalygraph.evals.folds import Fold
+from anomalygraph.metrics import vus_pr
+from anomalygraph.metrics.evaluate import vus_window
+from anomalygraph.rulebank.injection import inject
+
+NAB_FIT_SHARE = 0.15
+PSEUDO_EVENTS = 40
+
+# name -> F2A settings that differ from the detector's defaults
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ttm_error (zero-shot)": {"score": "forecast_error", "fine_tune": False, "rag_k": 0},
+    "f2a zero-shot, k=4": {"fine_tune": False, "rag_k": 4},
+    "f2a k=0 (no RAG)": {"rag_k": 0},
+    "f2a k=1": {"rag_k": 1},
+    "f2a k=4": {"rag_k": 4},
+    "f2a k=16": {"rag_k": 16},
+    "f2a focal only, k=4": {"rag_k": 4, "loss": "focal"},
+    "f2a wMAE only, k=4": {"rag_k": 4, "loss": "wmae"},
+}
+DETECTORS = ("iforest", "sub_pca", "anomaly_transformer")
+FAST = {"epochs": 5, "max_windows": 1500}
+"""Fine-tuning budget per variant in this eval (CPU); the detector's own defaults are larger."""
+
+
+class MethodResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_vus_pr: float
+    detection_vus_pr: float
+    fit_seconds: float
+    score_seconds: float
+    note: str = ""
+
+
+class SeriesF2A(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    series: str
+    fold: Fold
+    status: str
+    fit_rows: int = 0
+    pseudo_events: int = 0
+    methods: dict[str, MethodResult] = Field(default_factory=dict)
+
+
+class F2AEval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    created_at: datetime
+    horizon: int
+    weights: str
+    rows: list[SeriesF2A]
+
+
+def fit_end(series: TimeSeries) -> int:
+    return series.train_end or int(NAB_FIT_SHARE * series.length)
+
+
+def next_h(labels: np.ndarray, h: int) -> np.ndarray:
+    """``y[t] = 1`` when an anomaly falls in ``[t, t + h)``."""
+    padded = np.concatenate([labels.astype(np.int8), np.zeros(h, np.int8)])
+    return np.max(np.lib.stride_tricks.sliding_window_view(padded, h)[: len(labels)], axis=1)
+
+
+def _measure(labels: np.ndarray, detection: np.ndarray, prediction: np.ndarray, start: int, h: int, window: int) -> tuple[float, float]:
+    test = slice(start, len(labels))
+    return (vus_pr(next_h(labels, h)[test], prediction[test], window),
+            vus_pr(labels[test].astype(np.int8), detection[test], window))
+
+
+def evaluate_series(dataset: str, path: Path, fold: Fold, *, variants: Sequence[str], detectors: Sequence[str],
+                    weights: Path | None, horizon: int, on_method: Callable[[str, MethodResult], None] | None = None
+                    ) -> SeriesF2A:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = load_series(path)
+    base = {"dataset": dataset, "series": full.name, "fold": fold}
+    if full.labels is None:
+        return SeriesF2A(**base, status="skipped: no labels")
+    columns = scored_channels(full)
+    end = fit_end(full)
+    series = TimeSeries(values=full.values[:, columns], channels=[full.channels[c] for c in columns], name=full.name,
+                        train_end=end)
+    labels = full.labels
+    if not labels[end:].any():
+        return SeriesF2A(**base, status="skipped: no labelled anomaly after the fit rows")
+    window = vus_window(full)
+    train = series.values[:end]
+    planted = inject(series, list(range(series.n_channels)), seed=0, max_events=PSEUDO_EVENTS)
+    pseudo_values, pseudo_labels = (train, np.zeros(end, np.int8)) if planted is None else (
+        planted.values, planted.mask.astype(np.int8))
+    n_events = 0 if planted is None else int(np.sum(np.diff(np.concatenate([[0], pseudo_labels])) == 1))
+    results: dict[str, MethodResult] = {}
+    common = {"horizon": horizon, **FAST} | ({"weights": weights} if weights else {})
+    for name in variants:
+        overrides = VARIANTS[name]
+        started = time.perf_counter()
+        try:
+            det = create_detector("f2a", **(common | overrides))
+            if overrides.get("score") == "forecast_error":
+                det.fit(train)
+            else:
+                det.fit(pseudo_values, labels=pseudo_labels)
+            fitted = time.perf_counter()
+            windows = det.predict_windows(series.values)
+            # the detector's own score, from the same windows (scoring twice would double the time)
+            detection = (residual_per_timestamp(windows, series.values) if overrides.get("score") == "forecast_error"
+                         else per_timestamp(windows, series.length))
+        except Exception as exc:  # one variant failing must not lose the others' figures
+            results[name] = MethodResult(prediction_vus_pr=float("nan"), detection_vus_pr=float("nan"),
+                                         fit_seconds=0.0, score_seconds=0.0, note=f"failed: {exc}")
+            continue
+        scored = time.perf_counter()
+        prediction = np.zeros(series.length)
+        if overrides.get("score") == "forecast_error":
+            prediction[1:] = detection[:-1]  # the baseline can only flag the present: its last known score
+        else:
+            inside = windows.issued < series.length  # the last window predicts past the end
+            prediction[windows.issued[inside]] = windows.probability[inside].max(axis=1)
+        p, d = _measure(labels, detection, prediction, end, horizon, window)
+        results[name] = MethodResult(prediction_vus_pr=p, detection_vus_pr=d, fit_seconds=round(fitted - started, 1),
+                                     score_seconds=round(scored - fitted, 1), note=det.weights_source_)
+        if on_method:
+            on_method(name, results[name])
+    for name in detectors:
+        started = time.perf_counter()
+        det = create_detector(name).fit(train)
+        fitted = time.perf_counter()
+        detection = det.score(series.values)
+        scored = time.perf_counter()
+        prediction = np.concatenate([[detection.min()], detection[:-1]])
+        p, d = _measure(labels, detection, prediction, end, horizon, window)
+        results[name] = MethodResult(prediction_vus_pr=p, detection_vus_pr=d, fit_seconds=round(fitted - started, 1),
+                                     score_seconds=round(scored - fitted, 1))
+        if on_method:
+            on_method(name, results[name])
+    return SeriesF2A(**base, status="ok", fit_rows=end, pseudo_events=n_events, methods=results)
+
+
+def run_f2a_eval(series: Sequence[tuple[str, Path, Fold]], out_dir: Path, *, variants: Sequence[str] = tuple(VARIANTS),
+                 detectors: Sequence[str] = DETECTORS, weights: Path | None = None, horizon: int = 16,
+                 on_row: Callable[[SeriesF2A], None] | None = None,
+                 on_method: Callable[[str, MethodResult], None] | None = None) -> F2AEval:
+    from anomalygraph.detectors.f2a import shipped_weights
+
+    rows = []
+    for dataset, path, fold in series:
+        row = evaluate_series(dataset, path, fold, variants=variants, detectors=detectors, weights=weights,
+                              horizon=horizon, on_method=on_method)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    used = str(weights or shipped_weights() or "none (encoder trained per series)")
+    report = F2AEval(created_at=datetime.now(UTC).replace(microsecond=0), horizon=horizon, weights=used, rows=rows)
+    write_eval(report, markdown(report), out_dir, "f2a_eval")
+    return report
+
+
+def markdown(report: F2AEval) -> str:
+    ok = [r for r in report.rows if r.status == "ok"]
+    datasets = sorted({r.dataset for r in ok})
+    names = list(dict.fromkeys(n for r in ok for n in r.methods))
+    head = ["method", "n", "prediction VUS-PR", *(f"prediction {d}" for d in datasets), "detection VUS-PR",
+            "fit s (mean)", "score s (mean)"]
+    lines = [f"# F2A eval, {report.created_at:%Y-%m-%d %H:%M} UTC", "",
+             f"Horizon {report.horizon}; weights: {report.weights}. Validate-fold series, value channels only; "
+             "F2A fine-tunes on rule-bank pseudo-labels planted in the fit rows (no real label). Prediction: "
+             f"'an anomaly within the next {report.horizon} steps' from rows before t; detectors by their score at t - 1.",
+             "", *table_lines(head)]
+
+    def mean(values: list[float]) -> str:
+        values = [v for v in values if np.isfinite(v)]
+        return f"{np.mean(values):.3f}" if values else "-"
+
+    for name in names:
+        got = [r.methods[name] for r in ok if name in r.methods]
+        per = [mean([r.methods[name].prediction_vus_pr for r in ok if r.dataset == d and name in r.methods]) for d in datasets]
+        lines.append(md_row([name, len(got), mean([m.prediction_vus_pr for m in got]), *per,
+                             mean([m.detection_vus_pr for m in got]), mean([m.fit_seconds for m in got]),
+                             mean([m.score_seconds for m in got])]))
+    lines += ["", "## Per series", "", *table_lines(["series", "status", "fit rows", "pseudo events", *names])]
+    for r in report.rows:
+        cells = [f"{r.methods[n].prediction_vus_pr:.3f}" if n in r.methods else "-" for n in names]
+        lines.append(md_row([f"{r.dataset}/{r.series}", r.status, r.fit_rows, r.pseudo_events, *cells]))
+    return "\n".join(lines) + "\n"

@@ -245,6 +245,9 @@ def f2a_cmd(
         task = progress.add_task("f2a eval", total=len(rows))
 
         def method(name: str, result: ev.MethodResult) -> None:
+            if result.prediction_vus_pr is None or result.detection_vus_pr is None:
+                progress.console.print(f"  {name}: {result.note}", highlight=False, markup=False)
+                return
             progress.console.print(f"  {name}: prediction {result.prediction_vus_pr:.3f}, detection "
                                    f"{result.detection_vus_pr:.3f} (fit {result.fit_seconds:.0f} s, score "
                                    f"{result.score_seconds:.0f} s)", highlight=False, markup=False)

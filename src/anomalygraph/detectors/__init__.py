@@ -3,6 +3,7 @@
 from anomalygraph.detectors.base import (
     Detector,
     DetectorConfig,
+    Encoder,
     affordable_detectors,
     create_detector,
     detector_names,
@@ -13,6 +14,7 @@ from anomalygraph.detectors.base import (
 __all__ = [
     "Detector",
     "DetectorConfig",
+    "Encoder",
     "affordable_detectors",
     "create_detector",
     "detector_names",

@@ -12,7 +12,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +22,23 @@ from anomalygraph.core.thresholds import Threshold, percentile_threshold
 from anomalygraph.data.series import TimeSeries
 
 SAVE_FORMAT = "anomalygraph-detector/1"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A backbone F2A and APE adapt: one embedding per window and the backbone's own training loss.
+
+    Torch-level on purpose (tensors in, tensors out), so a post-trainer can add its loss to
+    ``backbone_loss`` and backpropagate through ``encode``.
+    """
+
+    def encode(self, windows: Any) -> Any:
+        """``[B, L, D]`` windows -> ``[B, H]`` embeddings."""
+        ...
+
+    def backbone_loss(self, windows: Any) -> Any:
+        """The backbone's own reconstruction or forecast loss on a batch of windows (a scalar tensor)."""
+        ...
 
 
 class DetectorConfig(BaseModel):

@@ -63,8 +63,8 @@ FAST = {"epochs": 5, "max_windows": 1500}
 class MethodResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prediction_vus_pr: float
-    detection_vus_pr: float
+    prediction_vus_pr: float | None  # None: the method failed on the series (``note`` says why)
+    detection_vus_pr: float | None
     fit_seconds: float
     score_seconds: float
     note: str = ""
@@ -146,8 +146,10 @@ def evaluate_series(dataset: str, path: Path, fold: Fold, *, variants: Sequence[
             detection = (residual_per_timestamp(windows, series.values) if overrides.get("score") == "forecast_error"
                          else per_timestamp(windows, series.length))
         except Exception as exc:  # one variant failing must not lose the others' figures
-            results[name] = MethodResult(prediction_vus_pr=float("nan"), detection_vus_pr=float("nan"),
+            results[name] = MethodResult(prediction_vus_pr=None, detection_vus_pr=None,
                                          fit_seconds=0.0, score_seconds=0.0, note=f"failed: {exc}")
+            if on_method:
+                on_method(name, results[name])
             continue
         scored = time.perf_counter()
         prediction = np.zeros(series.length)
@@ -196,20 +198,25 @@ def run_f2a_eval(series: Sequence[tuple[str, Path, Fold]], out_dir: Path, *, var
 
 
 def markdown(report: F2AEval) -> str:
-    ok = [r for r in report.rows if r.status == "ok"]
+    scored = [r for r in report.rows if r.status == "ok"]
+    names = list(dict.fromkeys(n for r in scored for n in r.methods))
+    # means over the series every method scored, so each row of the table is on the same series
+    ok = [r for r in scored if all(n in r.methods and r.methods[n].prediction_vus_pr is not None for n in names)]
+    failed = [f"{r.dataset}/{r.series} ({'; '.join(sorted({m.note for m in r.methods.values() if m.note.startswith('failed')}))})"
+              for r in scored if r not in ok]
     datasets = sorted({r.dataset for r in ok})
-    names = list(dict.fromkeys(n for r in ok for n in r.methods))
     head = ["method", "n", "prediction VUS-PR", *(f"prediction {d}" for d in datasets), "detection VUS-PR",
             "fit s (mean)", "score s (mean)"]
     lines = [f"# F2A eval, {report.created_at:%Y-%m-%d %H:%M} UTC", "",
              f"Horizon {report.horizon}; weights: {report.weights}. Validate-fold series, value channels only; "
              "F2A fine-tunes on rule-bank pseudo-labels planted in the fit rows (no real label). Prediction: "
              f"'an anomaly within the next {report.horizon} steps' from rows before t; detectors by their score at t - 1.",
+             *([f"Means over the {len(ok)} series every method scored; left out: {', '.join(failed)}."] if failed else []),
              "", *table_lines(head)]
 
-    def mean(values: list[float]) -> str:
-        values = [v for v in values if np.isfinite(v)]
-        return f"{np.mean(values):.3f}" if values else "-"
+    def mean(values: list[float | None]) -> str:
+        known = [v for v in values if v is not None]
+        return f"{np.mean(known):.3f}" if known else "-"
 
     for name in names:
         got = [r.methods[name] for r in ok if name in r.methods]
@@ -219,6 +226,7 @@ def markdown(report: F2AEval) -> str:
                              mean([m.score_seconds for m in got])]))
     lines += ["", "## Per series", "", *table_lines(["series", "status", "fit rows", "pseudo events", *names])]
     for r in report.rows:
-        cells = [f"{r.methods[n].prediction_vus_pr:.3f}" if n in r.methods else "-" for n in names]
+        cells = [f"{r.methods[n].prediction_vus_pr:.3f}" if n in r.methods and r.methods[n].prediction_vus_pr is not None
+                 else "-" for n in names]
         lines.append(md_row([f"{r.dataset}/{r.series}", r.status, r.fit_rows, r.pseudo_events, *cells]))
     return "\n".join(lines) + "\n"

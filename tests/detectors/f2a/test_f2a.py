@@ -143,3 +143,17 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_tsfm)
     with pytest.raises(ConfigError, match=r"\[f2a\] extra"):
         create_detector("f2a", **TINY).fit(wave(200))
+
+
+def test_the_ttm_backbone_meets_the_encoder_contract():
+    from anomalygraph.detectors import Encoder
+
+    config = F2AConfig(**TINY)
+    backbone = TTMBackbone.build(config)
+    assert isinstance(backbone, Encoder)
+    windows = torch.as_tensor(np.stack([wave(36, seed=s) for s in range(5)]))  # [5, L + h, 1]
+    z = backbone.encode(windows[:, :32])
+    assert z.shape == (5, 2 * config.d_model)
+    loss = backbone.backbone_loss(windows)
+    loss.backward()  # a post-trainer can add to it and backpropagate into the encoder
+    assert loss.ndim == 0 and any(p.grad is not None for p in backbone.encoder_parameters())

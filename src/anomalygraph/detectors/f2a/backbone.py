@@ -74,7 +74,18 @@ class TTMBackbone(nn.Module):
         """What F2A freezes: the TTM backbone (patching, encoder; the scaler has no weights)."""
         return list(self.ttm.backbone.parameters())
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # ------------------------------------------------------------ Encoder contract
+    def encode(self, windows: torch.Tensor) -> torch.Tensor:
+        """The ``Encoder`` contract: one embedding ``[B, 2d]`` per window ``[B, L, C]`` (what retrieval indexes)."""
+        return self.embed(self.encode_parts(windows)[0])
+
+    def backbone_loss(self, windows: torch.Tensor) -> torch.Tensor:
+        """The backbone's own loss on ``[B, L + h, C]`` windows: MAE of its scaled forecast of the last ``h`` rows."""
+        x, y = windows[:, : self.context_length], windows[:, self.context_length : self.context_length + self.horizon]
+        forecast, loc, scale = self.forecast_scaled(x)
+        return (forecast - (y - loc) / scale).abs().mean()
+
+    def encode_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x [B, L, C]`` -> hidden ``[B, C, P, d]``, patches, loc and scale ``[B, 1, C]`` of each window."""
         out = self.ttm.backbone(x, return_dict=True)
         return out.last_hidden_state, out.patch_input, out.loc, out.scale
@@ -95,7 +106,7 @@ class TTMBackbone(nn.Module):
 
     def forecast_scaled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The plain TTM forecast (no F2A parts): scaled forecast, loc, scale."""
-        hidden, patches, loc, scale = self.encode(x)
+        hidden, patches, loc, scale = self.encode_parts(x)
         return self.head(self.decode(hidden, patches), x), loc, scale
 
     def save_directory(self, path: Path) -> None:

@@ -119,7 +119,7 @@ class F2ANet(nn.Module):
     def forward(self, x: torch.Tensor, neighbours: dict[str, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x [B, L, C]`` -> scaled forecast ``[B, h, C]``, anomaly logits ``[B, h]``, loc, scale."""
-        return self.head(x, self.backbone.encode(x), neighbours)
+        return self.head(x, self.backbone.encode_parts(x), neighbours)
 
     def head(self, x: torch.Tensor, encoded: tuple[torch.Tensor, ...], neighbours: dict[str, torch.Tensor] | None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

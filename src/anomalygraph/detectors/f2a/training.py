@@ -117,7 +117,7 @@ def embed_windows(net: F2ANet, values: torch.Tensor, starts: np.ndarray, length:
     net.eval()
     embs, locs, scales = [], [], []
     for i in range(0, len(starts), batch):
-        hidden, _, loc, scale = net.backbone.encode(gather(values, starts[i : i + batch], length))
+        hidden, _, loc, scale = net.backbone.encode_parts(gather(values, starts[i : i + batch], length))
         embs.append(net.backbone.embed(hidden).float().cpu().numpy())
         locs.append(loc.cpu().numpy())
         scales.append(scale.cpu().numpy())
@@ -161,9 +161,8 @@ def _batches(n: int, size: int, rng: np.random.Generator | None) -> Iterator[np.
 
 def _loss(net: F2ANet, x: torch.Tensor, y: torch.Tensor, lab: torch.Tensor, nbrs: dict[str, torch.Tensor] | None,
           config: F2AConfig, *, stage: str) -> torch.Tensor:
-    if stage == "encoder":  # self-supervised forecasting, all of TTM trained
-        fc, loc, scale = net.backbone.forecast_scaled(x)
-        return (fc - (y - loc) / scale).abs().mean()
+    if stage == "encoder":  # self-supervised forecasting, all of TTM trained: the backbone's own loss
+        return net.backbone.backbone_loss(torch.cat([x, y], dim=1))
     fc, logits, loc, scale = net(x, nbrs)
     parts = []
     if config.loss in ("joint", "wmae"):
@@ -283,7 +282,7 @@ def predict(net: F2ANet, values: torch.Tensor, memory: Memory | None, config: F2
     for i in range(0, len(starts), batch):
         s = starts[i : i + batch]
         x = gather(values, s, L)
-        encoded = net.backbone.encode(x)
+        encoded = net.backbone.encode_parts(x)
         nbrs = None
         if memory is not None and config.rag_k > 0:
             emb = net.backbone.embed(encoded[0]).float().cpu().numpy()

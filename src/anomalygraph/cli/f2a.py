@@ -42,6 +42,7 @@ def pretrain_cmd(
     from anomalygraph.detectors.f2a.config import F2AConfig
     from anomalygraph.detectors.f2a.detector import SHIPPED
     from anomalygraph.detectors.f2a.pretraining import pretrain, sha256, write_weights
+    from anomalygraph.detectors.f2a.training import EpochRecord
     from anomalygraph.evals.folds import fold_series
     from anomalygraph.rulebank.corpus import CorpusConfig, build_corpus
 
@@ -67,10 +68,10 @@ def pretrain_cmd(
         tasks = {"backbone": progress.add_task("backbone (forecasting)", total=backbone_epochs),
                  "f2a": progress.add_task("F2A parts (joint loss)", total=head_epochs)}
 
-        def step(stage: str, record: object) -> None:
+        def step(stage: str, record: EpochRecord) -> None:
             progress.advance(tasks[stage])
-            progress.console.print(f"{stage} epoch {record.epoch}: train {record.train_loss:.4f}, "  # type: ignore[attr-defined]
-                                   f"validation {record.val_loss:.4f} ({record.seconds:.0f} s)", highlight=False)  # type: ignore[attr-defined]
+            progress.console.print(f"{stage} epoch {record.epoch}: train {record.train_loss:.4f}, "
+                                   f"validation {record.val_loss:.4f} ({record.seconds:.0f} s)", highlight=False)
 
         result = pretrain(values, labels, config, backbone_epochs=backbone_epochs, head_epochs=head_epochs, progress=step)
     command = "anomalygraph f2a pretrain " + " ".join(shlex.quote(a) for a in sys.argv[3:] if a)

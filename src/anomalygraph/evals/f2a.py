@@ -34,7 +34,6 @@ from anomalygraph.data.channels import scored_channels
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors import create_detector
-from anomalygraph.detectors.f2a.training import per_timestamp, residual_per_timestamp
 from anomalygraph.evals.agents.tables import write_eval
 from anomalygraph.evals.folds import Fold
 from anomalygraph.metrics import vus_pr
@@ -142,9 +141,7 @@ def evaluate_series(dataset: str, path: Path, fold: Fold, *, variants: Sequence[
                 det.fit(pseudo_values, labels=pseudo_labels)
             fitted = time.perf_counter()
             windows = det.predict_windows(series.values)
-            # the detector's own score, from the same windows (scoring twice would double the time)
-            detection = (residual_per_timestamp(windows, series.values) if overrides.get("score") == "forecast_error"
-                         else per_timestamp(windows, series.length))
+            detection = det.row_scores(windows, series.values)  # its own score, from the same windows
         except Exception as exc:  # one variant failing must not lose the others' figures
             results[name] = MethodResult(prediction_vus_pr=None, detection_vus_pr=None,
                                          fit_seconds=0.0, score_seconds=0.0, note=f"failed: {exc}")

@@ -64,14 +64,22 @@ def save_net(net: F2ANet, config: F2AConfig, directory: Path) -> None:
     (directory / BACKBONE_FILE).write_text(json.dumps({k: getattr(config, k) for k in SHAPE_FIELDS}, indent=2))
 
 
-def load_net(directory: Path, config: F2AConfig) -> tuple[F2ANet, F2AConfig]:
-    """The F2A network in ``directory`` and ``config`` with the weights' shape (context, horizon, widths)."""
+def saved_shape(directory: Path) -> dict[str, Any]:
+    """The backbone shape an F2A weights folder was saved with (``backbone.json``)."""
     try:
         shape = json.loads((directory / BACKBONE_FILE).read_text())
-        state = torch.load(directory / NET_FILE, map_location="cpu", weights_only=True)
-    except (OSError, json.JSONDecodeError, RuntimeError) as exc:
+    except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{directory}: not readable F2A weights ({exc})") from exc
-    config = F2AConfig(**{**config.model_dump(), **shape})
+    return {k: shape[k] for k in SHAPE_FIELDS if k in shape}
+
+
+def load_net(directory: Path, config: F2AConfig) -> tuple[F2ANet, F2AConfig]:
+    """The F2A network in ``directory`` and ``config`` with the weights' shape (context, horizon, widths)."""
+    config = F2AConfig(**{**config.model_dump(), **saved_shape(directory)})
+    try:
+        state = torch.load(directory / NET_FILE, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"{directory}: not readable F2A weights ({exc})") from exc
     net = F2ANet(TTMBackbone.build(config, seed=config.seed), heads=config.fusion_heads)
     try:
         net.load_state_dict(state)
@@ -94,11 +102,7 @@ def with_weights_shape(config: F2AConfig) -> F2AConfig:
         return config
     weights = Path(weights)
     if (weights / BACKBONE_FILE).is_file():
-        try:
-            shape = json.loads((weights / BACKBONE_FILE).read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{weights / BACKBONE_FILE}: not valid JSON ({exc})") from exc
-        return F2AConfig(**{**config.model_dump(), **{k: shape[k] for k in SHAPE_FIELDS if k in shape}})
+        return F2AConfig(**{**config.model_dump(), **saved_shape(weights)})
     if (weights / "config.json").is_file():  # official TTM: granite-tsfm's config names
         try:
             ttm = json.loads((weights / "config.json").read_text())
@@ -196,9 +200,13 @@ class F2ADetector(Detector):
             return predict(self.net_, x, self.memory_, self.config, starts=starts)
 
     def _score(self, values: np.ndarray) -> np.ndarray:
+        return self.row_scores(self._predict(values), values)
+
+    def row_scores(self, prediction: Any, values: np.ndarray) -> np.ndarray:
+        """Each row's score from windows already predicted on ``values``: the configured ``score`` kind."""
         if self.config.score == "forecast_error":
-            return residual_per_timestamp(self._predict(values), values)
-        return per_timestamp(self._predict(values), len(values))
+            return residual_per_timestamp(prediction, values)
+        return per_timestamp(prediction, len(values))
 
     def predict_windows(self, series: TimeSeries | np.ndarray) -> Any:
         """Every window's prediction (issue rows, probabilities ``[n, h]``, forecasts, neighbour ids)."""

@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel
 
 from anomalygraph.core.errors import DataError
+from anomalygraph.detectors.anomaly_transformer.training import gather_windows
 from anomalygraph.detectors.f2a.config import F2AConfig
 from anomalygraph.detectors.f2a.model import F2ANet, focal_loss, weighted_mae
 from anomalygraph.detectors.f2a.retrieval import RetrievalConfig, WindowIndex
@@ -46,9 +47,8 @@ class F2ATrainingReport(BaseModel):
 
 
 def gather(values: torch.Tensor, starts: np.ndarray, length: int) -> torch.Tensor:
-    """Windows ``[B, length, C]`` of ``values [T, C]`` starting at ``starts``."""
-    idx = torch.as_tensor(starts, device=values.device)[:, None] + torch.arange(length, device=values.device)[None]
-    return values[idx]
+    """Windows ``[B, length, C]`` of ``values [T, C]`` starting at the numpy ``starts``."""
+    return gather_windows(values, torch.as_tensor(starts, device=values.device), length)
 
 
 def window_starts(n_rows: int, config: F2AConfig, *, stride: int | None = None, limit: int | None = None) -> np.ndarray:
@@ -296,31 +296,30 @@ def predict(net: F2ANet, values: torch.Tensor, memory: Memory | None, config: F2
                       scale=np.concatenate(scales), neighbours=np.concatenate(nbr_ids) if nbr_ids else None)
 
 
+def _mean_per_row(issued: np.ndarray, per_step: np.ndarray, length: int) -> np.ndarray:
+    """Each row's mean of ``per_step [n, h]`` over the windows whose horizon covers it (0 where none does).
+
+    Not :func:`anomalygraph.data.windows.windows_to_scores`: the first rows are covered by no
+    window and the last windows reach past the end, both of which it rightly refuses.
+    """
+    rows = (issued[:, None] + np.arange(per_step.shape[1])[None]).ravel()
+    ok = rows < length
+    total = np.bincount(rows[ok], weights=per_step.ravel()[ok], minlength=length)
+    count = np.bincount(rows[ok], minlength=length)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
 def per_timestamp(prediction: Prediction, length: int) -> np.ndarray:
     """Score of each row: the mean probability the earlier windows gave it (0 before the first prediction)."""
-    h = prediction.probability.shape[1]
-    total = np.zeros(length)
-    count = np.zeros(length)
-    for j in range(h):
-        rows = prediction.issued + j
-        ok = rows < length
-        np.add.at(total, rows[ok], prediction.probability[ok, j])
-        np.add.at(count, rows[ok], 1)
-    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    return _mean_per_row(prediction.issued, prediction.probability, length)
 
 
 def residual_per_timestamp(prediction: Prediction, values: np.ndarray) -> np.ndarray:
     """The forecasting-error baseline: each row's mean ``|forecast - value| / scale`` over the windows that forecast it."""
     length, h = len(values), prediction.forecast.shape[1]
-    total = np.zeros(length)
-    count = np.zeros(length)
-    for j in range(h):
-        rows = prediction.issued + j
-        ok = rows < length
-        error = np.abs(prediction.forecast[ok, j] - values[rows[ok]]) / prediction.scale[ok, 0]
-        np.add.at(total, rows[ok], error.mean(axis=1))
-        np.add.at(count, rows[ok], 1)
-    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    rows = np.minimum(prediction.issued[:, None] + np.arange(h)[None], length - 1)  # past the end: dropped below
+    error = (np.abs(prediction.forecast - values[rows]) / prediction.scale).mean(axis=2)  # [n, h]
+    return _mean_per_row(prediction.issued, error, length)
 
 
 def residual_quantiles(net: F2ANet, values: torch.Tensor, memory: Memory | None, config: F2AConfig) -> np.ndarray:

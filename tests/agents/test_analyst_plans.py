@@ -91,6 +91,10 @@ PARAPHRASES = [  # how users ask, in words the eval's questions do not use
     ("What's the sampling rate of cpu.csv?", {"facts"}),
     ("Is there a daily cycle in it?", {"facts"}),
     ("Which detectors flag rows 10..20?", {"comparison"}),
+    ("Will this metric go anomalous in the next hour?", {"forecast"}),
+    ("Is something odd coming over the next 8 samples?", {"forecast"}),
+    ("Can you predict whether the pump fails?", {"forecast"}),
+    ("What happened last week?", {"when"}),  # the past is not a prediction
 ]
 
 
@@ -167,3 +171,15 @@ def test_compare_detectors_takes_the_question_rows_and_the_detectors_it_names() 
     assert planned_args("compare_detectors", q, [], ("iforest", "sub_pca", "matrix_profile")) == {
         "start": 5, "end": 9, "detectors": ["iforest", "sub_pca"]}
     assert planned_args("compare_detectors", "Do the detectors agree?", [], ("iforest", "sub_pca")) == {}
+
+
+def test_a_forecast_question_plans_predict_anomaly_with_the_steps_it_names() -> None:
+    assert plan_for("forecast", list(TOOL_NAMES)) == ["predict_anomaly"]
+    assert planned_args("predict_anomaly", "Will it go anomalous in the next 8 steps?", []) == {"horizon": 8}
+    assert planned_args("predict_anomaly", "Will it go anomalous in the next hour?", []) == {}  # hours are not steps
+    predicted = _ok("predict_anomaly", {"summary": "F2A gives rows 10..25 an anomaly probability of at most 0.31, higher "
+                                                   "than 97% of the file's 40 earlier windows: elevated; ...",
+                                        "max_probability": 0.3104})
+    direct = direct_answer("forecast", "Will it go anomalous?", [predicted])
+    assert direct is not None and direct.terms == ["0.31"] and direct.sentence.startswith("F2A gives rows 10..25")
+    assert direct.stated_by("Probability 0.31: elevated.") and not direct.stated_by("It looks fine.")

@@ -56,6 +56,8 @@ def test_served_model_flags_reach_the_settings():
     (["eval", "f2a", "--variants", "f2a k=99"], "--variants: unknown ['f2a k=99']"),
     (["eval", "f2a", "--detectors", "nope"], "--detectors: unknown ['nope']"),
     (["eval", "f2a", "-s", "smap_msl/A-1"], "no series ['smap_msl/A-1'] in the validate fold"),
+    (["eval", "f2a", "--protocol", "oracle"], "--protocol must be one of paper, pseudo"),
+    (["eval", "f2a", "--fold", "test"], "--fold must be tune or validate"),
     (["f2a", "pretrain", "--out", "/dev/null"], "exists and is not a folder"),
 ])
 def test_bad_flags_are_one_line_errors(recorded, argv, message, capsys):

@@ -22,6 +22,8 @@ TINY: dict[str, dict] = {
     "f2a": {"weights": "none", "context_length": 32, "patch_length": 8, "horizon": 4, "adaptive_patching_levels": 1, "d_model": 16,
             "num_layers": 1, "decoder_d_model": 8, "decoder_num_layers": 1, "epochs": 1, "encoder_epochs": 1, "rag_k": 2,
             "max_windows": 200},
+    "tspulse": {"weights": "none", "context_length": 64, "patch_length": 8, "d_model": 16, "num_layers": 1,
+                "decoder_num_layers": 1, "epochs": 1, "masked_tail": 16, "stride": 8, "max_windows": 200, "threads": 1},
 }
 
 

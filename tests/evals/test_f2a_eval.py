@@ -33,7 +33,7 @@ def test_a_failed_method_survives_the_json_and_leaves_its_series_out_of_the_mean
                           note="failed: too short")
     rows = [SeriesF2A(dataset="d", series="a", fold="validate", status="ok", methods={"f2a": ok(0.2), "iforest": ok(0.4)}),
             SeriesF2A(dataset="d", series="b", fold="validate", status="ok", methods={"f2a": failed, "iforest": ok(0.9)})]
-    report = F2AEval.model_validate_json(F2AEval(created_at=datetime.now(UTC), horizon=16, weights="w", rows=rows).model_dump_json())
+    report = F2AEval.model_validate_json(F2AEval(created_at=datetime.now(UTC), protocol="paper", horizon=16, weights="w", rows=rows).model_dump_json())
     text = markdown(report)
     assert "left out: d/b (failed: too short)" in text
     assert "| iforest | 1 | 0.400 |" in text  # b's 0.9 is not in the mean: both rows are on the same series

@@ -10,6 +10,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.tool import invalid_tool_call
 
+from anomalygraph.agents.analyst.plans import KINDS
 from anomalygraph.agents.analyst.view import compact_result, model_view
 from anomalygraph.core.errors import ConfigError
 from anomalygraph.core.llm_settings import ModelCapabilities
@@ -466,7 +467,23 @@ def test_a_wording_without_cues_lets_the_model_choose_among_all_kinds(series_fil
     model, ctx = make(tmp_path, [kind("comparison"), "iforest and robust_z agree."], planner="kinds")
     turn = run(ctx, "Anything odd in it?", file=str(series_file))
     assert [c.name for c in turn.calls] == ["compare_detectors"]
-    assert len(tools_schema(model, 0)[1]["properties"]["kind"]["enum"]) == 7
+    assert tools_schema(model, 0)[1]["properties"]["kind"]["enum"] == list(KINDS)
+
+
+def test_a_forecast_question_runs_predict_anomaly_and_the_answer_states_its_probability(series_file, tmp_path):
+    pytest.importorskip("tsfm_public", reason="predict_anomaly needs the [f2a] extra")
+    model, ctx = make(tmp_path, ["Nothing to worry about."], planner="kinds")
+    turn = run(ctx, "Will cpu go anomalous in the next 8 steps?", file=str(series_file))
+    [call] = turn.calls
+    assert call.name == "predict_anomaly" and call.args == {"path": str(series_file), "horizon": 8} and call.outcome == "ok"
+    assert len(model.calls) == 1  # the wording named the kind: the model only phrased the answer
+    from anomalygraph.tools import ToolContext
+    from anomalygraph.tools.prediction import PredictArgs, predict_anomaly
+
+    expected = predict_anomaly(ToolContext(data_roots=[tmp_path], output_dir=tmp_path / "again"),
+                               PredictArgs(path=str(series_file), horizon=8))
+    # the scripted answer leaves the probability out, so the reply is the tool's own sentence
+    assert f"{expected.max_probability:.2f}" in turn.answer and "predict_anomaly" in turn.answer
 
 
 def test_a_channel_question_naming_rows_explains_those_rows(series_file, tmp_path):

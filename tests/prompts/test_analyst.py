@@ -195,7 +195,8 @@ def test_tool_errors_and_budget_reach_the_model_exactly(series_file, tmp_path) -
     model, messages = _run(tmp_path, [calls, "Nothing worked."], "Where is the anomaly?", caps=NATIVE,
                            file=str(series_file), max_steps=3)
     tools = [m.content for m in messages if isinstance(m, ToolMessage)]
-    names = ", ".join(["load_series", "profile_series", "detect", "compare_detectors", "explain_window", "plot_series", "evaluate"])
+    names = ", ".join(["load_series", "profile_series", "detect", "compare_detectors", "explain_window", "plot_series", "evaluate",
+                       "predict_anomaly"])
     assert tools == [
         "invalid arguments for detect:\n- detector: Input should be a valid string (got 5)\n"
         "- zzz: Extra inputs are not permitted (got 1)",

@@ -201,13 +201,31 @@ def selection_cmd(
 
 
 F2A_CI = ("smap_msl/C-1", "nab/ambient_temperature_system_failure")
+SAMPLE_EVERY = 4  # --subset sample: every 4th series of the fold, in its listed order
+
+
+def f2a_variants(text: str | None) -> list[str]:
+    """``--variants``: ``;``-separated names (they hold commas), or the preset ``ablation`` or ``sensitivity``."""
+    from anomalygraph.evals import f2a as ev
+
+    presets = {"ablation": list(ev.VARIANTS), "sensitivity": list(ev.SENSITIVITY)}
+    chosen: list[str] = []
+    for name in (v.strip() for v in (text or "ablation").split(";")):
+        if name:
+            chosen += presets.get(name, [name])
+    unknown = [v for v in chosen if v not in ev.ALL_VARIANTS]
+    if unknown:
+        raise ConfigError(f"--variants: unknown {unknown}; known: ablation, sensitivity, {'; '.join(ev.ALL_VARIANTS)}")
+    return list(dict.fromkeys(chosen))
 
 
 @app.command("f2a")
 def f2a_cmd(
-    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only this validate series, as dataset/name (repeatable).")] = None,
-    subset: Annotated[str, typer.Option("--subset", help="ci (one SMAP/MSL channel and one NAB series) or all (every validate NAB and SMAP/MSL series).")] = "ci",
-    variants: Annotated[str | None, typer.Option("--variants", help="Comma-separated F2A variants (default: all; see evals/f2a.py VARIANTS).")] = None,
+    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only this series of the fold, as dataset/name (repeatable).")] = None,
+    subset: Annotated[str, typer.Option("--subset", help="ci (one SMAP/MSL channel and one NAB series), sample (every 4th series of the fold) or all (every NAB and SMAP/MSL series of the fold).")] = "ci",
+    fold: Annotated[str, typer.Option("--fold", help="validate (held out: the figures to report) or tune (where settings are chosen).")] = "validate",
+    protocol: Annotated[str, typer.Option("--protocol", help="paper (fit on the first 30% of the test split with its real labels, measure the last 70%) or pseudo (no real label: rule-bank pseudo-labels in the training split).")] = "paper",
+    variants: Annotated[str | None, typer.Option("--variants", help="F2A variants separated by ';', or a preset: ablation (default) or sensitivity (focal gamma x alpha); see evals/f2a.py.")] = None,
     detectors: Annotated[str | None, typer.Option("--detectors", help="Comma-separated detection baselines (default: iforest,sub_pca,anomaly_transformer; 'none' for none).")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="F2A or official TTM weights folder (default: the shipped ones).")] = None,
     horizon: Annotated[int, typer.Option("--horizon", min=1, max=720, help="Steps ahead to predict.")] = 16,
@@ -219,27 +237,36 @@ def f2a_cmd(
     Prediction VUS-PR (labels shifted by the horizon) and detection VUS-PR, with seconds per fit and score.
 
     Example: anomalygraph eval f2a --subset ci --detectors iforest
+    Sensitivity (on tune): anomalygraph eval f2a --fold tune --subset sample --variants sensitivity --detectors none
     """
     from anomalygraph.core.settings import get_settings
     from anomalygraph.detectors import detector_names
     from anomalygraph.evals import f2a as ev
     from anomalygraph.evals.folds import fold_series
 
-    if subset not in ("ci", "all"):
-        raise ConfigError(f"--subset must be ci or all, got {subset!r}")
-    chosen = [v.strip() for v in variants.split(",") if v.strip()] if variants else list(ev.VARIANTS)
-    unknown = [v for v in chosen if v not in ev.VARIANTS]
-    if unknown:
-        raise ConfigError(f"--variants: unknown {unknown}; known: {'; '.join(ev.VARIANTS)}")
+    if subset not in ("ci", "sample", "all"):
+        raise ConfigError(f"--subset must be ci, sample or all, got {subset!r}")
+    if fold not in ("tune", "validate"):
+        raise ConfigError(f"--fold must be tune or validate, got {fold!r}")
+    if protocol not in ev.PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {', '.join(ev.PROTOCOLS)}, got {protocol!r}")
+    chosen = f2a_variants(variants)
     baselines = [] if detectors == "none" else ([d.strip() for d in detectors.split(",") if d.strip()] if detectors else list(ev.DETECTORS))
     bad = [d for d in baselines if d not in detector_names()]
     if bad:
         raise ConfigError(f"--detectors: unknown {bad}; registered: {', '.join(detector_names())}")
     if weights is not None and not weights.is_dir():
         raise ConfigError(f"--weights {weights}: no such folder")
-    rows = fold_series(data_root(data), ("validate",), ("smap_msl", "nab"))
-    rows = pick_series(rows, list(series or (F2A_CI if subset == "ci" else ())), "the validate fold")
-    out_dir = out or get_settings().output.dir / "evals" / "f2a" / ("selected" if series else subset)
+    rows = fold_series(data_root(data), (fold,), ("smap_msl", "nab"))  # type: ignore[arg-type]
+    if series:
+        rows = pick_series(rows, list(series), f"the {fold} fold")
+    elif subset == "ci":
+        if fold != "validate":
+            raise ConfigError("--subset ci names validate series; on tune use --subset sample or all")
+        rows = pick_series(rows, list(F2A_CI), "the validate fold")
+    elif subset == "sample":
+        rows = rows[::SAMPLE_EVERY]
+    out_dir = out or get_settings().output.dir / "evals" / "f2a" / f"{fold}-{protocol}-{'selected' if series else subset}"
     console = Console(stderr=True)
     with _progress(console) as progress:
         task = progress.add_task("f2a eval", total=len(rows))
@@ -257,7 +284,7 @@ def f2a_cmd(
             progress.advance(task)
 
         report = ev.run_f2a_eval(rows, out_dir, variants=chosen, detectors=baselines, weights=weights, horizon=horizon,
-                                 on_row=done, on_method=method)
+                                 protocol=protocol, on_row=done, on_method=method)  # type: ignore[arg-type]
     Console().print(Markdown(ev.markdown(report).split("## Per series")[0]))
     Console().print(f"wrote {out_dir / 'f2a_eval.md'} and {out_dir / 'f2a_eval.json'}")
 

@@ -79,3 +79,42 @@ def pretrain_cmd(
     weights = target / "f2a.pt"
     Console().print(f"wrote {target} ({result.n_parameters:,} parameters, {weights.stat().st_size / 1e6:.2f} MB, "
                     f"SHA-256 {sha256(weights)}; {result.seconds / 60:.1f} min)")
+
+
+@app.command("predict")
+def predict_cmd(
+    file: Annotated[Path, typer.Argument(help="Series file (CSV, Parquet, NPY, TXT).")],
+    horizon: Annotated[int, typer.Option("--horizon", min=1, help="Steps ahead (at most the model's horizon, 16).")] = 16,
+    at: Annotated[int | None, typer.Option("--at", min=0, help="Predict rows AT.. from the rows before AT (default: after the last row).")] = None,
+    neighbours: Annotated[int, typer.Option("--neighbours", min=1, max=16, help="Similar past windows to show as evidence.")] = 4,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the plot.")] = Path("out/predict"),
+) -> None:
+    """Will the series go anomalous in the next steps? F2A zero-shot (the shipped weights), with evidence.
+
+    Prints the probability per step, how it ranks against the file's earlier windows, the forecast
+    band and the most similar past windows with what followed them; writes a plot. The same answer
+    as the analyst's predict_anomaly tool.
+
+    Example: anomalygraph f2a predict ../shared/data/NAB/data/realKnownCause/machine_temperature_system_failure.csv --at 3990
+    """
+    from rich.table import Table
+
+    from anomalygraph.tools.context import ToolContext
+    from anomalygraph.tools.prediction import PredictArgs, predict_anomaly
+
+    if not file.is_file():
+        raise ConfigError(f"{file}: no such file")
+    ctx = ToolContext(data_roots=[file.resolve().parent], output_dir=out)
+    got = predict_anomaly(ctx, PredictArgs(path=str(file.resolve()), horizon=horizon, at=at, neighbours=neighbours))
+    console = Console()
+    console.print(got.summary, highlight=False, markup=False)
+    console.print("probability per step: " + " ".join(f"{p:.2f}" for p in got.probability), highlight=False)
+    table = Table("past window (context rows)", "ends", "followed by rows", "labelled anomaly after", "moved (sigma)",
+                  "distance", title="nearest past windows")
+    for n in got.neighbours:
+        after = "-" if n.followed_by_anomaly is None else ("yes" if n.followed_by_anomaly else "no")
+        table.add_row(n.context_rows, n.context_end_time or "", n.followed_rows, after, f"{n.change:.2f}", f"{n.distance:.2f}")
+    console.print(table)
+    console.print(f"model: {got.model}", highlight=False, markup=False)
+    if got.plot:
+        console.print(f"plot: {got.plot}", highlight=False, markup=False)

@@ -243,6 +243,7 @@ _BUILTIN: dict[str, str] = {
     "series2graph": "anomalygraph.detectors.series2graph:Series2GraphDetector",
     "anomaly_transformer": "anomalygraph.detectors.anomaly_transformer:AnomalyTransformerDetector",
     "f2a": "anomalygraph.detectors.f2a:F2ADetector",
+    "tspulse": "anomalygraph.detectors.f2a.tspulse:TSPulseDetector",
 }
 _REGISTERED: dict[str, type[Detector]] = {}
 

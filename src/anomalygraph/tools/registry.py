@@ -11,7 +11,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel
 
 from anomalygraph.core.errors import AnomalyGraphError
-from anomalygraph.tools import analysis
+from anomalygraph.tools import analysis, prediction
 from anomalygraph.tools.context import ToolContext
 
 
@@ -38,6 +38,9 @@ SPECS: tuple[ToolSpec, ...] = (
              analysis.PlotArgs, analysis.plot),
     ToolSpec("evaluate", "Score a detector against the file's labels (VUS-PR headline).",
              analysis.EvaluateArgs, analysis.evaluate),
+    ToolSpec("predict_anomaly", "Predict whether the next steps will be anomalous (F2A): probability per step, how it "
+             "ranks against the file's earlier windows, the forecast band, and the most similar past windows with what "
+             "followed them.", prediction.PredictArgs, prediction.predict_anomaly),
 )
 TOOL_NAMES = tuple(spec.name for spec in SPECS)
 

@@ -105,6 +105,21 @@ def test_a_saved_model_with_its_memory_scores_and_retrieves_identically(tmp_path
     assert loaded.weights_source_ == det.weights_source_ and loaded.weights_source_.startswith("no pretrained")
 
 
+def test_the_joint_score_is_the_mean_of_both_parts_in_held_out_sigmas_and_survives_a_reload(tmp_path):
+    from anomalygraph.detectors.f2a.training import per_timestamp, residual_per_timestamp
+
+    det = create_detector("f2a", **TINY | {"score": "joint"}).fit(wave(600))
+    test = wave(300, seed=2)
+    windows = det.predict_windows(test)
+    p, e = per_timestamp(windows, len(test)), residual_per_timestamp(windows, test)
+    (pc, ps), (ec, es) = det.reference_
+    logit = np.log(np.clip(p, 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(p, 1e-7, 1 - 1e-7))
+    np.testing.assert_allclose(det.score(test), 0.5 * ((logit - pc) / ps + (e - ec) / es), rtol=1e-6)
+    assert ps > 0 and es > 0 and det.reference_.shape == (2, 2)
+    det.save(tmp_path / "joint")
+    np.testing.assert_array_equal(Detector.load(tmp_path / "joint").score(test), det.score(test))
+
+
 def test_too_short_training_rows_are_one_clear_error():
     with pytest.raises(DataError, match="at least 36 training rows"):
         create_detector("f2a", **TINY).fit(wave(35))
@@ -130,7 +145,11 @@ def test_fine_tuned_f2a_predicts_what_follows_a_precursor():
     assert scores[test][hit].mean() > 2 * scores[test][~hit].mean()
 
 
-def test_without_the_extra_the_error_names_it(monkeypatch):
+@pytest.mark.parametrize(("name", "settings"), [
+    ("f2a", TINY),
+    ("tspulse", {"weights": "none", "context_length": 64, "patch_length": 8, "masked_tail": 16, "epochs": 1}),
+])
+def test_without_the_extra_the_error_names_it(monkeypatch, name, settings):
     import builtins
 
     real = builtins.__import__
@@ -142,7 +161,7 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_tsfm)
     with pytest.raises(ConfigError, match=r"\[f2a\] extra"):
-        create_detector("f2a", **TINY).fit(wave(200))
+        create_detector(name, **settings).fit(wave(200))
 
 
 def test_the_ttm_backbone_meets_the_encoder_contract():

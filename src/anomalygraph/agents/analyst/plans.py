@@ -16,7 +16,7 @@ from typing import Any, Literal
 from langchain_core.messages import BaseMessage, ToolMessage
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-QuestionKind = Literal["facts", "when", "where", "channel", "shape", "comparison", "other"]
+QuestionKind = Literal["facts", "when", "where", "channel", "shape", "comparison", "forecast", "other"]
 
 KINDS: dict[str, str] = {
     "facts": "how many rows, channels or labelled anomaly windows; how often it is sampled; its seasonal period or trend",
@@ -25,6 +25,7 @@ KINDS: dict[str, str] = {
     "channel": "which channel or sensor deviates, in given rows or at the anomaly",
     "shape": "what the anomaly looks like (spike, level shift, drift, flatline...)",
     "comparison": "which detectors flag an anomaly, and whether they agree",
+    "forecast": "whether an anomaly is coming in the next steps (a prediction, not what already happened)",
     "other": "anything else (plots, accuracy against labels, general questions)",
 }
 
@@ -39,6 +40,8 @@ PLANS: dict[str, tuple[str, ...]] = {
     "shape": ("detect", "explain_window"),
     # compare_detectors reports the union of intervals with who flags each
     "comparison": ("compare_detectors",),
+    # predict_anomaly reports the next steps' probability, its rank among past windows and similar past windows
+    "forecast": ("predict_anomaly",),
     "other": (),
 }
 """The tools whose results hold each kind of fact, in the order they run."""
@@ -67,6 +70,12 @@ KIND_CUES: dict[str, re.Pattern[str]] = {
     "when": re.compile(
         rf"\bwhen\b|\b{_W} (?:day|date|time|hour|week|month|year|night|morning|evening)\b|\bat what time\b"
         r"|\bwhat (?:day|date)\b|\blast (?:night|week|month)\b|\byesterday\b|\btimestamp", re.I),
+    "forecast": re.compile(
+        r"\bpredict|\bforecast|\bupcoming\b|\babout to\b|\bahead\b|\bcoming (?:steps?|hours?|minutes?|days?)\b"
+        r"|\b(?:in|over|during|for) the (?:next|coming) \w*\s*(?:steps?|rows?|points?|samples?|readings?|minutes?|hours?"
+        r"|days?|weeks?)\b|\bnext (?:\d+ )?(?:steps?|rows?|points?|samples?|readings?)\b"
+        r"|\b(?:will|going to|likely to)\b[^.?!]{0,40}\b(?:go|become|turn|get|be|fail|break)\b[^.?!]{0,20}"
+        r"\b(?:anomal\w*|abnormal|wrong|bad|odd)", re.I),
     "facts": re.compile(
         r"\bhow many\b|\bhow (?:often|frequently|long|big|large)\b|\bsampl(?:ed|ing|e rate)\b|\btime ?step\b"
         r"|\bperiod(?:icity)?\b|\bseasonal|\bcycle\b|\blength\b|\bnumber of\b|\bfrequency\b|\bresolution\b"
@@ -162,6 +171,9 @@ def planned_args(tool: str, question: str, turn: Sequence[BaseMessage],
         if len(named) >= 2:
             out["detectors"] = named
         return out
+    if tool == "predict_anomaly":
+        steps = re.search(r"\bnext (\d+) (?:steps?|rows?|points?|samples?|readings?)\b", question, re.I)
+        return {"horizon": int(steps.group(1))} if steps else {}
     if tool != "explain_window":
         return {}
     rows = rows_in(question) or latest_interval(turn)
@@ -276,6 +288,15 @@ def direct_answer(kind: str | None, question: str, turn: Sequence[BaseMessage]) 
         return DirectAnswer(tool=tool, sentence=f"In {rows}, channel {first['channel']} shows a {shape} "
                                                 f"(peak {first['peak_z']} sigma)",
                             terms=[shape], rivals=[w for w in SHAPE_WORDS if w != shape])
+    if kind == "forecast":
+        found = tool_results(turn, ("predict_anomaly",))
+        if not found:
+            return None
+        tool, result = found[-1]
+        said = str(result.get("summary", ""))
+        # the probability is the answer's one number; the outlook word says how it ranks
+        return DirectAnswer(tool=tool, sentence=said[:1].upper() + said[1:],
+                            terms=[f"{float(result['max_probability']):.2f}"] if "max_probability" in result else [])
     if kind == "comparison":
         found = tool_results(turn, ("compare_detectors",))
         if not found or not isinstance(found[-1][1].get("over_rows"), dict):

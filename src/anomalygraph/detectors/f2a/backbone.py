@@ -70,9 +70,12 @@ class TTMBackbone(nn.Module):
         return cls(ttm)
 
     # ------------------------------------------------------------------ parts
-    def encoder_parameters(self) -> list[nn.Parameter]:
+    def encoder_module(self) -> nn.Module:
         """What F2A freezes: the TTM backbone (patching, encoder; the scaler has no weights)."""
-        return list(self.ttm.backbone.parameters())
+        return self.ttm.backbone
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder_module().parameters())
 
     # ------------------------------------------------------------ Encoder contract
     def encode(self, windows: torch.Tensor) -> torch.Tensor:

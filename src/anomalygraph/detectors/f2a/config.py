@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from anomalygraph.detectors.base import DetectorConfig
 
 Loss = Literal["joint", "focal", "wmae"]
-ScoreKind = Literal["probability", "forecast_error"]
+ScoreKind = Literal["probability", "forecast_error", "joint"]
 
 
 class BackboneConfig(DetectorConfig):
@@ -63,7 +63,8 @@ class F2AConfig(BackboneConfig):
     forecast_weight: float = Field(1.0, ge=0.0, description="weight of the MAE term against the focal term")
     score: ScoreKind = Field(
         "probability",
-        description="probability: the predicted anomaly probability; forecast_error: the TTM baseline, |forecast - value| / scale",
+        description="probability: the predicted anomaly probability; forecast_error: the TTM baseline, |forecast - value| / "
+        "scale; joint: the mean of both in robust sigmas of the held-out training windows",
     )
     # ----------------------------------------------------------------- retrieval
     rag_k: int = Field(4, ge=0, le=64, description="neighbours retrieved per window (0 = no retrieval)")
@@ -77,6 +78,10 @@ class F2AConfig(BackboneConfig):
     validation_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="last share of training windows held out")
     stride: int = Field(1, ge=1, description="step between training windows")
     max_windows: int = Field(20_000, ge=16, description="training windows at most (evenly thinned beyond)")
+    encoder_cache_mb: int = Field(
+        1024, ge=0, description="memory for the frozen encoder's outputs of the training windows, computed once for all "
+        "epochs (beyond it, or 0: encoded again in every batch)"
+    )
     encoder_epochs: int = Field(
         10, ge=0, description="without pretrained weights: epochs that first train the encoder on the training rows"
     )

@@ -34,10 +34,11 @@ from anomalygraph.detectors.f2a.training import (
     F2ATrainingReport,
     Memory,
     build_memory,
+    held_out_fit,
+    logit,
     per_timestamp,
     predict,
     residual_per_timestamp,
-    residual_quantiles,
     train,
 )
 
@@ -142,6 +143,7 @@ class F2ADetector(Detector):
         self.net_: F2ANet | None = None
         self.memory_: Memory | None = None
         self.quantiles_: np.ndarray | None = None
+        self.reference_: np.ndarray | None = None  # [2, 2]: centre, scale of the probability's logit and of the error
         self.training_: list[F2ATrainingReport] = []
         self.weights_source_: str = ""
 
@@ -189,7 +191,7 @@ class F2ADetector(Detector):
             memory = build_memory(net, x, labels, self.config) if self.config.rag_k else None
             if self.config.fine_tune and self.config.epochs:
                 self.training_.append(train(net, x, labels, self.config, memory, stage="f2a", epochs=self.config.epochs))
-            self.quantiles_ = residual_quantiles(net, x, memory, self.config)
+            self.quantiles_, self.reference_ = held_out_fit(net, x, memory, self.config)
         self.net_, self.memory_ = net, memory
 
     # --------------------------------------------------------------- scoring
@@ -206,12 +208,28 @@ class F2ADetector(Detector):
         """Each row's score from windows already predicted on ``values``: the configured ``score`` kind."""
         if self.config.score == "forecast_error":
             return residual_per_timestamp(prediction, values)
+        if self.config.score == "joint":
+            return self.joint(per_timestamp(prediction, len(values)), residual_per_timestamp(prediction, values))
         return per_timestamp(prediction, len(values))
 
-    def predict_windows(self, series: TimeSeries | np.ndarray) -> Any:
-        """Every window's prediction (issue rows, probabilities ``[n, h]``, forecasts, neighbour ids)."""
+    def joint(self, probability: np.ndarray, error: np.ndarray) -> np.ndarray:
+        """The ``joint`` score: the mean of the probability's logit and the forecast error, each in robust sigmas
+        of the held-out training windows (no label, no weight: both parts count the same).
+
+        Why: F2A predicts a probability *and* a forecast; with few (pseudo-)labels the head alone
+        misses what the forecast error sees, and the error alone cannot learn from labels.
+        """
+        assert self.reference_ is not None
+        (pc, ps), (ec, es) = self.reference_
+        return 0.5 * ((logit(probability) - pc) / ps + (error - ec) / es)
+
+    def predict_windows(self, series: TimeSeries | np.ndarray, starts: np.ndarray | None = None) -> Any:
+        """Each window's prediction (issue rows, probabilities ``[n, h]``, forecasts, neighbours): every window
+        whose context fits, or those starting at ``starts``."""
         values, _ = self._as_values(series, fitting=False)
-        return self._predict(values)
+        if starts is not None and len(starts) and (starts.min() < 0 or starts.max() + self.config.context_length > len(values)):
+            raise DataError(f"window starts must lie in 0..{len(values) - self.config.context_length}")
+        return self._predict(values, starts=starts)
 
     def forecast(self, series: TimeSeries | np.ndarray, horizon: int | None = None,
                  quantiles: tuple[float, ...] = (0.2, 0.3, 0.7, 0.8)) -> Forecast:
@@ -239,7 +257,8 @@ class F2ADetector(Detector):
     def _save_state(self, directory: Path) -> None:
         assert self.net_ is not None and self.quantiles_ is not None
         save_net(self.net_, self.config, directory)
-        arrays = {"quantiles": self.quantiles_}
+        assert self.reference_ is not None
+        arrays = {"quantiles": self.quantiles_, "reference": self.reference_}
         if self.memory_ is not None:
             m = self.memory_
             arrays |= {"starts": m.starts, "embeddings": m.embeddings, "futures": m.futures, "labels": m.labels,
@@ -254,6 +273,7 @@ class F2ADetector(Detector):
         self.net_ = net.to(self.device).eval()
         with np.load(directory / MEMORY_FILE, allow_pickle=False) as data:
             self.quantiles_ = data["quantiles"]
+            self.reference_ = data["reference"] if "reference" in data.files else None
             if "embeddings" in data.files:
                 emb = data["embeddings"]
                 self.memory_ = Memory(data["starts"], emb, data["futures"], data["labels"],

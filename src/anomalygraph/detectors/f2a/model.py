@@ -108,10 +108,24 @@ class F2ANet(nn.Module):
         self.fusion = RetrievalFusion(d, 2 * d, h, heads)
         self.scaling = ScalingLayer(h)
         self.anomaly = AnomalyHead(backbone.decoder_d_model, h)
+        self.encoder_frozen = False
 
     def freeze_encoder(self) -> None:
+        """Freeze the encoder's weights and keep it in eval mode: a frozen encoder is a fixed function.
+
+        Its dropout would otherwise perturb every training window's features (and cost a quarter
+        of a training step on CPU), and its outputs could not be computed once for all epochs.
+        """
         for p in self.backbone.encoder_parameters():
             p.requires_grad_(False)
+        self.encoder_frozen = True
+        self.backbone.encoder_module().eval()
+
+    def train(self, mode: bool = True) -> F2ANet:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.backbone.encoder_module().eval()
+        return self
 
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

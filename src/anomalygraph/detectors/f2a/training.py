@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel
 
 from anomalygraph.core.errors import DataError
+from anomalygraph.core.stats import median_scale
 from anomalygraph.detectors.anomaly_transformer.training import gather_windows
 from anomalygraph.detectors.f2a.config import F2AConfig
 from anomalygraph.detectors.f2a.model import F2ANet, focal_loss, weighted_mae
@@ -44,6 +45,27 @@ class F2ATrainingReport(BaseModel):
     n_train_windows: int
     n_val_windows: int
     stopped_early: bool
+
+
+class BestState:
+    """Early stopping: keeps the module's state at its best validation loss and says when patience ran out."""
+
+    def __init__(self, module: torch.nn.Module, patience: int, min_delta: float = 0.0) -> None:
+        self.module, self.patience, self.min_delta = module, patience, min_delta
+        self.best, self.epoch, self.waited = float("inf"), 0, 0
+        self.state = copy.deepcopy(module.state_dict())
+
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Record an epoch's validation loss; True when training should stop."""
+        if val_loss < self.best - self.min_delta:
+            self.best, self.epoch, self.waited = val_loss, epoch, 0
+            self.state = copy.deepcopy(self.module.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self) -> None:
+        self.module.load_state_dict(self.state)
 
 
 def gather(values: torch.Tensor, starts: np.ndarray, length: int) -> torch.Tensor:
@@ -124,6 +146,21 @@ def embed_windows(net: F2ANet, values: torch.Tensor, starts: np.ndarray, length:
     return np.concatenate(embs), np.concatenate(locs), np.concatenate(scales)
 
 
+@torch.no_grad()
+def encode_windows(net: F2ANet, values: torch.Tensor, starts: np.ndarray, length: int, batch: int = 256
+                   ) -> tuple[torch.Tensor, ...]:
+    """The frozen encoder's outputs (hidden, patches, loc, scale) of every window, concatenated."""
+    net.eval()
+    parts = [net.backbone.encode_parts(gather(values, starts[i : i + batch], length)) for i in range(0, len(starts), batch)]
+    return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+
+
+def encoder_cache_bytes(net: F2ANet, n_windows: int, n_channels: int, config: F2AConfig) -> int:
+    """Bytes :func:`encode_windows` takes for ``n_windows`` windows: hidden and patch tensors in float32."""
+    patches = config.context_length // config.patch_length
+    return 4 * n_windows * n_channels * patches * (net.backbone.d_model + config.patch_length)
+
+
 def build_memory(net: F2ANet, values: torch.Tensor, labels: np.ndarray, config: F2AConfig,
                  starts: np.ndarray | None = None) -> Memory:
     """The retrieval memory over the training rows ``values [T, C]`` with their (pseudo-)labels.
@@ -160,10 +197,10 @@ def _batches(n: int, size: int, rng: np.random.Generator | None) -> Iterator[np.
 
 
 def _loss(net: F2ANet, x: torch.Tensor, y: torch.Tensor, lab: torch.Tensor, nbrs: dict[str, torch.Tensor] | None,
-          config: F2AConfig, *, stage: str) -> torch.Tensor:
+          config: F2AConfig, *, stage: str, encoded: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
     if stage == "encoder":  # self-supervised forecasting, all of TTM trained: the backbone's own loss
         return net.backbone.backbone_loss(torch.cat([x, y], dim=1))
-    fc, logits, loc, scale = net(x, nbrs)
+    fc, logits, loc, scale = net(x, nbrs) if encoded is None else net.head(x, encoded, nbrs)
     parts = []
     if config.loss in ("joint", "wmae"):
         parts.append(config.forecast_weight * weighted_mae(fc, (y - loc) / scale, lab, config.anomaly_weight))
@@ -198,25 +235,33 @@ def train(net: F2ANet, values: torch.Tensor, labels: np.ndarray, config: F2AConf
     lab = torch.as_tensor(labels.astype(np.float32), device=device)
     rng = np.random.default_rng(config.seed)
 
-    # the encoder is frozen in the F2A stage, so every window's neighbours are found once, before the epochs
+    # the encoder is frozen in the F2A stage: its outputs (when they fit in encoder_cache_mb) and every
+    # window's neighbours are computed once, before the epochs
     found: dict[str, torch.Tensor] | None = None
-    row_of: dict[int, int] = {}
-    if memory is not None and config.rag_k and stage != "encoder":
-        every = np.concatenate([train_starts, val_starts])
-        emb, _, _ = embed_windows(net, values, every, L)
-        found, _ = memory.neighbours(emb, config.rag_k, device, query_starts=every, span=span or L + h)
-        row_of = {int(s): i for i, s in enumerate(every)}
+    cache: tuple[torch.Tensor, ...] | None = None
+    every = np.concatenate([train_starts, val_starts])
+    row_of = {int(s): i for i, s in enumerate(every)}
+    if stage != "encoder":
+        if encoder_cache_bytes(net, len(every), values.shape[1], config) <= config.encoder_cache_mb * 2**20:
+            cache = encode_windows(net, values, every, L)
+        if memory is not None and config.rag_k:
+            with torch.no_grad():
+                emb = (net.backbone.embed(cache[0]).float().cpu().numpy() if cache is not None
+                       else embed_windows(net, values, every, L)[0])
+            found, _ = memory.neighbours(emb, config.rag_k, device, query_starts=every, span=span or L + h)
+
+    def rows_of(batch: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor([row_of[int(s)] for s in batch], device=device)
 
     def neighbours_of(batch: np.ndarray) -> dict[str, torch.Tensor] | None:
-        if found is None:
-            return None
-        rows = torch.as_tensor([row_of[int(s)] for s in batch], device=device)
-        return {key: value[rows] for key, value in found.items()}
+        return None if found is None else {key: value[rows_of(batch)] for key, value in found.items()}
+
+    def encoded_of(batch: np.ndarray) -> tuple[torch.Tensor, ...] | None:
+        return None if cache is None else tuple(part[rows_of(batch)] for part in cache)
 
     params = [p for p in net.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=config.lr)
-    best, best_state, records, waited = float("inf"), copy.deepcopy(net.state_dict()), [], 0
-    best_epoch, stopped = 0, False
+    keeper, records, stopped = BestState(net, config.patience, 1e-6), [], False
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         net.train()
@@ -224,9 +269,8 @@ def train(net: F2ANet, values: torch.Tensor, labels: np.ndarray, config: F2AConf
         for idx in _batches(len(train_starts), config.batch_size, rng):
             batch = train_starts[idx]
             nbrs = neighbours_of(batch)
-            net.train()
             loss = _loss(net, gather(values, batch, L), gather(values, batch + L, h), lab[(batch + L)[:, None] + np.arange(h)],
-                         nbrs, config, stage=stage)
+                         nbrs, config, stage=stage, encoded=encoded_of(batch))
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -240,22 +284,18 @@ def train(net: F2ANet, values: torch.Tensor, labels: np.ndarray, config: F2AConf
                 batch = val_starts[idx]
                 val_total += float(_loss(net, gather(values, batch, L), gather(values, batch + L, h),
                                          lab[(batch + L)[:, None] + np.arange(h)], neighbours_of(batch), config,
-                                         stage=stage)) * len(batch)
+                                         stage=stage, encoded=encoded_of(batch))) * len(batch)
         val = val_total / len(val_starts)
         records.append(EpochRecord(epoch=epoch, train_loss=total / max(1, count), val_loss=val,
                                    seconds=round(time.perf_counter() - started, 2)))
         if progress is not None:
             progress(records[-1])
-        if val < best - 1e-6:
-            best, best_state, best_epoch, waited = val, copy.deepcopy(net.state_dict()), epoch, 0
-        else:
-            waited += 1
-            if waited >= config.patience:
-                stopped = True
-                break
-    net.load_state_dict(best_state)
+        if keeper.update(epoch, val):
+            stopped = True
+            break
+    keeper.restore()
     net.eval()
-    return F2ATrainingReport(stage=stage, epochs=records, best_epoch=best_epoch, n_train_windows=len(train_starts),
+    return F2ATrainingReport(stage=stage, epochs=records, best_epoch=keeper.epoch, n_train_windows=len(train_starts),
                              n_val_windows=len(val_starts), stopped_early=stopped)
 
 
@@ -267,7 +307,8 @@ class Prediction:
     probability: np.ndarray  # [n, h]
     forecast: np.ndarray  # [n, h, C] in the series' units
     scale: np.ndarray  # [n, 1, C] each context's scale (for forecast intervals)
-    neighbours: np.ndarray | None  # [n, k] memory ids retrieved
+    neighbours: np.ndarray | None  # [n, k] memory ids retrieved (-1: none)
+    distances: np.ndarray | None = None  # [n, k] their squared l2 distances, in the memory's distance_scale
 
 
 @torch.no_grad()
@@ -278,7 +319,7 @@ def predict(net: F2ANet, values: torch.Tensor, memory: Memory | None, config: F2
     if starts is None:
         starts = np.arange(0, len(values) - L + 1)
     net.eval()
-    probs, fcs, scales, nbr_ids = [], [], [], []
+    probs, fcs, scales, nbr_ids, nbr_dist = [], [], [], [], []
     for i in range(0, len(starts), batch):
         s = starts[i : i + batch]
         x = gather(values, s, L)
@@ -288,12 +329,14 @@ def predict(net: F2ANet, values: torch.Tensor, memory: Memory | None, config: F2
             emb = net.backbone.embed(encoded[0]).float().cpu().numpy()
             nbrs, ids = memory.neighbours(emb, config.rag_k, values.device)
             nbr_ids.append(ids)
+            nbr_dist.append(nbrs["distances"].cpu().numpy())
         fc, logits, loc, scale = net.head(x, encoded, nbrs)
         probs.append(torch.sigmoid(logits).float().cpu().numpy())
         fcs.append((fc * scale + loc).float().cpu().numpy())
         scales.append(scale.float().cpu().numpy())
     return Prediction(issued=starts + L, probability=np.concatenate(probs), forecast=np.concatenate(fcs),
-                      scale=np.concatenate(scales), neighbours=np.concatenate(nbr_ids) if nbr_ids else None)
+                      scale=np.concatenate(scales), neighbours=np.concatenate(nbr_ids) if nbr_ids else None,
+                      distances=np.concatenate(nbr_dist) if nbr_dist else None)
 
 
 def _mean_per_row(issued: np.ndarray, per_step: np.ndarray, length: int) -> np.ndarray:
@@ -322,11 +365,26 @@ def residual_per_timestamp(prediction: Prediction, values: np.ndarray) -> np.nda
     return _mean_per_row(prediction.issued, error, length)
 
 
-def residual_quantiles(net: F2ANet, values: torch.Tensor, memory: Memory | None, config: F2AConfig) -> np.ndarray:
-    """Quantiles ``[99, h]`` of scaled forecast residuals on the last training windows (split-conformal intervals)."""
+def held_out_fit(net: F2ANet, values: torch.Tensor, memory: Memory | None, config: F2AConfig
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """From the last training windows (held out of training): residual quantiles and the score reference.
+
+    * ``[99, h]`` quantiles of the scaled forecast residuals (split-conformal intervals);
+    * ``[2, 2]`` robust centre and scale of the logit of the predicted probability and of the
+      scaled absolute forecast error (each step, mean over channels): what the ``joint`` score
+      measures a row against, so its two parts are in the same units.
+    """
     L, h = config.context_length, config.horizon
     _, held = split_starts(len(values), config)
     pred = predict(net, values, memory, config, starts=held)
     truth = gather(values, held + L, h).cpu().numpy()
     residual = (truth - pred.forecast) / pred.scale  # [n, h, C]
-    return np.quantile(residual.transpose(0, 2, 1).reshape(-1, h), QUANTILE_GRID, axis=0).astype(np.float32)
+    quantiles = np.quantile(residual.transpose(0, 2, 1).reshape(-1, h), QUANTILE_GRID, axis=0).astype(np.float32)
+    reference = np.array([median_scale(logit(pred.probability).ravel()),
+                          median_scale(np.abs(residual).mean(axis=2).ravel())], dtype=np.float64)
+    return quantiles, reference
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)

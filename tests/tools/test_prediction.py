@@ -44,6 +44,7 @@ def test_the_prediction_reads_only_rows_before_at_and_its_neighbours_carry_the_f
     (tmp_path / "changed.csv").write_text("timestamp,value,label\n" + "\n".join(f"{t},{v},{y}" for t, v, y in rows))
     other = predict_anomaly(ctx, PredictArgs(path=str(tmp_path / "changed.csv"), at=at, horizon=8))
     assert other.probability == got.probability
+    assert (other.percentile, other.recent_error, other.outlook) == (got.percentile, got.recent_error, got.outlook)
     assert [n.context_rows for n in other.neighbours] == [n.context_rows for n in got.neighbours]
     # without labels the evidence says so, instead of claiming that no anomaly followed
     (tmp_path / "unlabelled.csv").write_text("timestamp,value\n" + "\n".join(

@@ -48,3 +48,15 @@ def test_a_corpus_of_the_wrong_width_is_refused():
     values, labels = corpus()
     with pytest.raises(DataError, match=r"\[N, 36\]"):
         pretrain(values[:, :30], labels[:, :30], F2AConfig(**TINY), backbone_epochs=1, head_epochs=1)
+
+
+def test_the_shipped_card_names_the_shipped_weights():
+    from anomalygraph.detectors.f2a.detector import load_net, shipped_weights
+
+    folder = shipped_weights()
+    assert folder is not None, "the package ships F2A weights (anomalygraph f2a pretrain)"
+    card = (folder / CARD_FILE).read_text()
+    assert hashlib.sha256((folder / "f2a.pt").read_bytes()).hexdigest() in card
+    net, config = load_net(folder, F2AConfig())
+    assert f"parameters: {sum(p.numel() for p in net.parameters()):,}" in card
+    assert f"context {config.context_length}, horizon {config.horizon}" in card

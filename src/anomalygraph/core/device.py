@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 @cache
@@ -20,3 +24,20 @@ def device_name(requested: str | None = None) -> str:
     if requested:
         return requested
     return "cuda" if cuda_available() else "cpu"
+
+
+def torch_device(owner: str, requested: str | None = None) -> torch.device:
+    """The torch device for ``requested`` (default: CUDA when present), checked so a typo or a missing GPU
+    is one clear error naming ``owner`` (the detector)."""
+    import torch
+
+    from anomalygraph.core.errors import ConfigError
+
+    name = device_name(requested)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"{owner}: unknown device {name!r} ({exc})") from exc
+    if device.type == "cuda" and not cuda_available():
+        raise ConfigError(f"{owner}: device {name!r} requested, but CUDA is not available")
+    return device

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from anomalygraph.core.device import cuda_available, device_name
-from anomalygraph.core.errors import ConfigError, DataError
+from anomalygraph.core.device import torch_device
+from anomalygraph.core.errors import DataError
 from anomalygraph.detectors.anomaly_transformer.config import AnomalyTransformerConfig
 from anomalygraph.detectors.anomaly_transformer.model import AnomalyTransformerModel
 from anomalygraph.detectors.anomaly_transformer.training import (
@@ -73,16 +73,7 @@ class AnomalyTransformerDetector(Detector):
     @property
     def device(self) -> torch.device:
         """The configured device, checked here so a typo or a missing GPU is one clear error."""
-        requested = device_name(self.config.device)
-        try:
-            device = torch.device(requested)
-        except RuntimeError as exc:
-            raise ConfigError(f"anomaly_transformer: unknown device {requested!r} ({exc})") from exc
-        if device.type == "cuda" and not cuda_available():
-            raise ConfigError(
-                f"anomaly_transformer: device {requested!r} requested, but CUDA is not available"
-            )
-        return device
+        return torch_device(self.name, self.config.device)
 
     # ---------------------------------------------------------------- contract
     def _fit(self, values: np.ndarray, labels: np.ndarray | None) -> None:

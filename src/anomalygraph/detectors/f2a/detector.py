@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from anomalygraph.core.device import cuda_available, device_name
+from anomalygraph.core.device import torch_device
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors.anomaly_transformer.training import available_cores, torch_threads
@@ -153,10 +153,7 @@ class F2ADetector(Detector):
 
     @property
     def device(self) -> torch.device:
-        device = torch.device(device_name(self.config.device))
-        if device.type == "cuda" and not cuda_available():
-            raise ConfigError(f"f2a: device {self.config.device!r} requested, but CUDA is not available")
-        return device
+        return torch_device(self.name, self.config.device)
 
     # --------------------------------------------------------------- fitting
     def _start_net(self) -> F2ANet:

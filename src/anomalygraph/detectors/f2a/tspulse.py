@@ -27,7 +27,7 @@ import torch
 from pydantic import Field, ValidationError, model_validator
 from torch import nn
 
-from anomalygraph.core.device import cuda_available, device_name
+from anomalygraph.core.device import torch_device
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data.windows import window_starts
 from anomalygraph.detectors.anomaly_transformer.training import (
@@ -346,10 +346,7 @@ class TSPulseDetector(Detector):
 
     @property
     def device(self) -> torch.device:
-        device = torch.device(device_name(self.config.device))
-        if device.type == "cuda" and not cuda_available():
-            raise ConfigError(f"tspulse: device {self.config.device!r} requested, but CUDA is not available")
-        return device
+        return torch_device(self.name, self.config.device)
 
     def _threads(self) -> int:
         return self.config.threads or available_cores()

@@ -24,6 +24,9 @@ TINY: dict[str, dict] = {
             "max_windows": 200},
     "tspulse": {"weights": "none", "context_length": 64, "patch_length": 8, "d_model": 16, "num_layers": 1,
                 "decoder_num_layers": 1, "epochs": 1, "masked_tail": 16, "stride": 8, "max_windows": 200, "threads": 1},
+    "tranad": {"epochs": 1, "threads": 1},
+    "timesnet": {"window": 16, "d_ff": 8, "num_kernels": 3, "epochs": 1, "threads": 1},
+    "donut": {"window": 16, "hidden_sizes": [16], "latent_dim": 4, "mc_samples": 16, "epochs": 2, "threads": 1},
 }
 
 

@@ -266,7 +266,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
 def test_the_server_lists_every_graph_of_langgraph_json(servers: Launcher) -> None:
     with servers.scripted("listing", ["unused"]) as served:
         assistants = served.client().assistants.search(limit=100)
-        assert {a["graph_id"] for a in assistants} == set(configured_graphs()) == {"diagnosis", "rulebank_generation", "analyst"}
+        assert {a["graph_id"] for a in assistants} == set(configured_graphs()) == {"diagnosis", "rulebank_generation", "analyst", "ape_post_training"}
         assert served.started_in_s < STARTUP_TIMEOUT_S
     assert not _group_alive(served.process.pid)
 
@@ -379,6 +379,23 @@ def test_rulebank_generation_stops_for_approval_and_stores_the_bank_under_the_se
     bank = load_bank(bank_file)  # validates on load
     assert bank.rule_ids == ["snowstorm"] and bank.rules[0].morphology == "level_shift"
     assert bank.origin.made_by == "llm"
+
+
+# --------------------------------------------------------------- APE post-training
+def test_ape_post_training_runs_under_the_server_without_a_context(servers: Launcher, shared_data: Path, tmp_path: Path) -> None:
+    """TranAD on a real SMAP channel, post-trained with the CutAddPaste bank, in the server's process."""
+    from anomalygraph.rulebank.store import bank_sha256, load_bank
+
+    request = {"series_path": str(shared_data / "SMAP_MSL/test/T-2.npy"), "out_dir": str(tmp_path / "ape"), "backbone": "tranad",
+               "bank": "cutaddpaste", "fit": {"epochs": 1, "max_train_windows": 500},
+               "ape": {"epochs": 1, "steps_per_epoch": 4, "batch_size": 16, "validation_batches": 1}}
+    with servers.scripted("ape", ["unused"]) as served:
+        _, final = served.run("ape_post_training", {"request": request})
+    verdict = final["verdict"]
+    assert verdict["backbone"] == "tranad" and verdict["bank"]["sha256"] == bank_sha256(load_bank("cutaddpaste"))
+    assert (Path(verdict["artifact"]) / "ape.json").is_file() and Path(verdict["plot"]).is_file()
+    assert verdict["before"] is not None and verdict["delta_vus_pr"] == verdict["after"]["vus_pr"] - verdict["before"]["vus_pr"]
+    assert set(final["timings"]) == {"bank", "sample", "fit", "post_train", "report"}
 
 
 # ------------------------------------------------------------- the embedded model

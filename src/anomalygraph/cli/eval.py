@@ -369,6 +369,80 @@ def diagnosis_cmd(
     Console().print(f"wrote {out_dir / 'diagnosis_eval.md'} and {out_dir / 'diagnosis_eval.json'}")
 
 
+@app.command("ape")
+def ape_cmd(
+    fold: Annotated[str, typer.Option("--fold", help="validate (held out: the figures to report) or tune (where APE's settings are chosen).")] = "validate",
+    subset: Annotated[str, typer.Option("--subset", help="ci (one series per dataset), sample (every 4th SMAP/MSL channel, every UCR file and scenario) or all.")] = "sample",
+    datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated: ucr, smap_msl, timeanomalybench.")] = "ucr,smap_msl,timeanomalybench",
+    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only these series of the fold, as dataset/name (repeatable).")] = None,
+    backbones: Annotated[str, typer.Option("--backbones", help="Comma-separated backbones: tranad, donut, timesnet, anomaly_transformer.")] = "tranad,donut,timesnet",
+    variants: Annotated[str, typer.Option("--variants", help="Comma-separated: none, cutaddpaste, ncad, mined.")] = "none,cutaddpaste,ncad,mined",
+    mined_bank: Annotated[list[str], typer.Option("--mined-bank", help="dataset=BANK_FILE: the mined bank for a dataset's series (repeatable).")] = [],  # noqa: B006
+    bench_dir: Annotated[Path | None, typer.Option("--bench-dir", help="Folder of `eval rulebank` (its banks/<scenario>_mined.yaml are the scenarios' mined banks).")] = None,
+    ape_settings: Annotated[list[str], typer.Option("--ape-set", help="Post-training setting key=value, e.g. --ape-set weight=1.")] = [],  # noqa: B006
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for rows.jsonl and ape_eval.md.")] = None,
+) -> None:
+    """APE before/after: every backbone fitted once per series, then post-trained with each pseudo-anomaly source.
+
+    VUS-PR and AUC-PR on the rows after each training split; rows are written as they finish.
+
+    Example: anomalygraph eval ape --subset ci --backbones tranad --variants none,cutaddpaste
+    """
+    from pydantic import ValidationError
+
+    from anomalygraph.cli.common import parse_sets as _parse_sets
+    from anomalygraph.core.settings import get_settings
+    from anomalygraph.detectors.ape import APEConfig
+    from anomalygraph.evals import ape as ev
+
+    if fold not in ("tune", "validate"):
+        raise ConfigError(f"--fold must be tune or validate, got {fold!r}")
+    if subset not in ("ci", "sample", "all"):
+        raise ConfigError(f"--subset must be ci, sample or all, got {subset!r}")
+    names = [d.strip() for d in datasets.split(",") if d.strip()]
+    bad = [d for d in names if d not in ev.DATASETS]
+    if bad:
+        raise ConfigError(f"--datasets: unknown {bad}; known: {', '.join(ev.DATASETS)}")
+    chosen_backbones = [b.strip() for b in backbones.split(",") if b.strip()]
+    bad = [b for b in chosen_backbones if b not in ev.BACKBONES]
+    if bad:
+        raise ConfigError(f"--backbones: unknown {bad}; known: {', '.join(ev.BACKBONES)}")
+    chosen_variants = [v.strip() for v in variants.split(",") if v.strip()]
+    mined: dict[str, str] = {}
+    for item in mined_bank:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ev.DATASETS or not Path(value).is_file():
+            raise ConfigError(f"--mined-bank expects dataset=EXISTING_FILE with dataset one of {', '.join(ev.DATASETS)}; got {item!r}")
+        mined[key] = value
+    try:
+        config = APEConfig(**_parse_sets(ape_settings))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid --ape-set: {problems}") from exc
+    items = ev.eval_series(data_root(data), fold, subset=subset, datasets=names, mined_banks=mined,  # type: ignore[arg-type]
+                           bench_dir=bench_dir)
+    if series:
+        known = {f"{i.dataset}/{i.name}": i for i in items}
+        missing = [s for s in series if s not in known]
+        if missing:
+            raise ConfigError(f"no series {missing} in the {fold} fold ({subset}); known: {', '.join(sorted(known))}")
+        items = [known[s] for s in series]
+    out_dir = out or get_settings().output.dir / "evals" / "ape" / f"{fold}-{subset}"
+    console = Console(stderr=True)
+    with _progress(console) as progress:
+        task = progress.add_task("ape eval", total=len(items) * len(chosen_backbones) * len(chosen_variants))
+
+        def row(r: ev.APERow) -> None:
+            score = "" if r.vus_pr is None else f" VUS-PR {r.vus_pr:.3f}"
+            progress.console.print(f"{r.dataset}/{r.series} {r.backbone} {r.variant}:{score} {r.status}", highlight=False, markup=False)
+            progress.advance(task)
+
+        rows = ev.run_ape_eval(items, out_dir, backbones=chosen_backbones, variants=chosen_variants, config=config, on_row=row)
+    Console().print(Markdown(ev.markdown(rows).split("## Per series")[0]))
+    Console().print(f"wrote {out_dir / 'ape_eval.md'} and {out_dir / 'rows.jsonl'}")
+
+
 @app.command("rulebank")
 def rulebank_cmd(
     subset: Annotated[str, typer.Option("--subset", help="ci (building_energy, at most 2 priors) or all (the scenarios of --split).")] = "all",

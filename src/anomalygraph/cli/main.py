@@ -30,7 +30,7 @@ from typer._click.exceptions import (
 )
 
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataWarning
-from anomalygraph.data.loaders import FORMATS, LoadOptions, load_series
+from anomalygraph.data.loaders import FORMATS, load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.data.validation import NanPolicy
 from anomalygraph.detectors.run import FitOn
@@ -54,14 +54,19 @@ def _mount() -> None:
     from anomalygraph.cli.f2a import app as f2a_app
     from anomalygraph.cli.llm import app as llm_app
     from anomalygraph.cli.rulebank import app as rulebank_app
+    from anomalygraph.cli.train import train_cmd
 
     data_app.add_typer(synthetic_app)
     app.add_typer(rulebank_app, name="rulebank")
     app.add_typer(llm_app, name="llm")
     app.command("chat")(chat)
+    app.command("train")(train_cmd)
     app.add_typer(eval_app, name="eval")
     app.add_typer(f2a_app, name="f2a")
 
+
+from anomalygraph.cli.common import load_file as _load  # noqa: E402
+from anomalygraph.cli.common import parse_sets as _parse_sets  # noqa: E402
 
 _mount()
 
@@ -76,33 +81,6 @@ TimestampOpt = Annotated[str | None, typer.Option("--timestamp-col", help="Times
 ColumnsOpt = Annotated[str | None, typer.Option("--columns", help="Comma-separated value columns (default: all others).")]
 LabelOpt = Annotated[str | None, typer.Option("--label-col", help="0/1 label column (detected by name when omitted).")]
 ResampleOpt = Annotated[str | None, typer.Option("--resample", help="Put the series on a regular grid, e.g. 5min.")]
-
-
-def _load(path: Path, fmt: str, nan: NanPolicy, timestamp_col: str | None, columns: str | None,
-          label_col: str | None, resample: str | None) -> TimeSeries:
-    options = LoadOptions(
-        format=fmt,
-        nan=nan,
-        timestamp_col=timestamp_col,
-        value_cols=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
-        label_col=label_col,
-        resample=resample,
-    )
-    return load_series(path, options)
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as JSON when they parse (numbers, true, null), else text."""
-    config: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        try:
-            config[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            config[key.strip()] = raw
-    return config
 
 
 def _split_names(detector: list[str]) -> list[str]:

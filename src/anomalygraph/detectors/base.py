@@ -244,6 +244,9 @@ _BUILTIN: dict[str, str] = {
     "anomaly_transformer": "anomalygraph.detectors.anomaly_transformer:AnomalyTransformerDetector",
     "f2a": "anomalygraph.detectors.f2a:F2ADetector",
     "tspulse": "anomalygraph.detectors.f2a.tspulse:TSPulseDetector",
+    "tranad": "anomalygraph.detectors.deep.tranad:TranADDetector",
+    "donut": "anomalygraph.detectors.deep.donut:DonutDetector",
+    "timesnet": "anomalygraph.detectors.deep.timesnet:TimesNetDetector",
 }
 _REGISTERED: dict[str, type[Detector]] = {}
 

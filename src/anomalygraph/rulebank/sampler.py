@@ -5,8 +5,8 @@ optionally only the lowest-scoring ones by a detector), profiles their context, 
 weight, and applies them batch-wise: every rule's rows go through its operator in one
 vectorised call. A draw that leaves its window practically unchanged (a flatline on a channel
 that was already flat) is redrawn, so negatives are really different from positives.
-:func:`augment` makes small label-preserving variants (jitter, amplitude scaling, a small time
-shift) for the positive branch of the contrastive loss.
+:func:`augment` (``A(X; ψ)``, kept with the post-trainer in ``detectors.ape.augment``) makes the
+small label-preserving variants for the positive branch of the contrastive loss.
 
 Reproducible: the same bank, series, configuration and seed give the same batches.
 """
@@ -25,6 +25,7 @@ from anomalygraph.core.stats import robust_scale
 from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.data.windows import window_starts
+from anomalygraph.detectors.ape.augment import AugmentConfig, augment
 from anomalygraph.rulebank.context import (
     choose_channels,
     choose_starts,
@@ -38,16 +39,6 @@ from anomalygraph.rulebank.schema import Rule, RuleBank
 
 if TYPE_CHECKING:
     from anomalygraph.detectors.base import Detector
-
-
-class AugmentConfig(BaseModel):
-    """ψ: how far an augmented copy may stray from its window while staying normal."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    jitter: float = Field(0.05, ge=0, le=1, description="std of added zero-mean (uniform) noise, in local robust scales")
-    scale: float = Field(0.05, ge=0, lt=1, description="amplitude factor drawn from U(1 - scale, 1 + scale) around the window mean")
-    max_shift: int = Field(2, ge=0, le=50, description="time shift of up to this many steps (edge values repeated)")
 
 
 class SamplerConfig(BaseModel):
@@ -100,41 +91,6 @@ class SamplerStats:
     ineffective: int = 0  # kept after max_redraws although below min_effect
     placement_fallbacks: int = 0  # no position matched the contextual prior; placed anywhere
     per_rule_ineffective: dict[str, int] = field(default_factory=dict)
-
-
-def augment(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig | None = None,
-            scale: np.ndarray | None = None) -> np.ndarray:
-    """``A(X; ψ)``: jittered, rescaled, slightly shifted copies of ``x[B, L, D]`` (same shape and dtype).
-
-    Each copy is shifted by up to ``max_shift`` steps (edge values repeated), scaled around its
-    mean by a factor in ``1 ± scale``, and gets zero-mean noise of std ``jitter`` local scales.
-
-    ``scale[B, D]`` is the windows' local robust scale (computed when not given); the jitter is
-    relative to it, so a flat channel stays nearly flat.
-    """
-    config = config or AugmentConfig()
-    x = np.asarray(x)
-    b, n, d = x.shape
-    if config.max_shift > 0:
-        shift = rng.integers(-config.max_shift, config.max_shift + 1, size=b)
-        idx = np.clip(np.arange(n)[None, :] - shift[:, None], 0, n - 1)
-        out = x[np.arange(b)[:, None], idx]  # a new array: the operations below work in place
-    else:
-        out = x.copy()
-    if config.scale > 0:
-        factor = rng.uniform(1 - config.scale, 1 + config.scale, size=(b, 1, 1)).astype(x.dtype)
-        mean = out.mean(axis=1, keepdims=True)
-        out -= mean
-        out *= factor
-        out += mean
-    if config.jitter > 0:
-        s = robust_scale(x) if scale is None else scale
-        # uniform noise with the requested std: as good a jitter as Gaussian, 4x cheaper to draw
-        noise = rng.random((b, n, d), dtype=np.float32).astype(x.dtype, copy=False)
-        noise -= 0.5
-        noise *= (2 * np.sqrt(3) * config.jitter * s)[:, None, :].astype(x.dtype)
-        out += noise
-    return out
 
 
 @dataclass

@@ -8,6 +8,7 @@ plain data only, no tags that construct objects. A validation error names the fi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -92,6 +93,18 @@ def load_bank(source: str | Path) -> RuleBank:
 
 def bank_to_data(bank: RuleBank) -> dict[str, Any]:
     return bank.model_dump(mode="json", exclude_none=True)
+
+
+def bank_sha256(bank: RuleBank) -> str:
+    """SHA-256 of the bank's canonical form: its JSON with sorted keys and no whitespace, without the
+    ``report`` (measurements about the bank, which do not change what it samples).
+
+    The same bank read from YAML or JSON, or with its keys reordered, hashes the same; any change
+    to a rule, weight, version or origin changes the hash.
+    """
+    data = {k: v for k, v in bank_to_data(bank).items() if k != "report"}
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def dump_bank(bank: RuleBank, fmt: str = "yaml") -> str:

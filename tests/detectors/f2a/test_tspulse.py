@@ -10,7 +10,7 @@ pytest.importorskip("tsfm_public")
 
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.detectors import Detector, Encoder, create_detector
-from anomalygraph.detectors.anomaly_transformer.training import torch_threads
+from anomalygraph.detectors.deep.runtime import torch_threads
 from anomalygraph.detectors.f2a.tspulse import TSPulseBackbone, TSPulseDetectorConfig
 
 TINY = {"weights": "none", "context_length": 64, "patch_length": 8, "d_model": 16, "num_layers": 1,

@@ -24,19 +24,27 @@ import numpy as np
 import torch
 
 from anomalygraph.core.device import torch_device
-from anomalygraph.core.errors import DataError
 from anomalygraph.detectors.anomaly_transformer.config import AnomalyTransformerConfig
-from anomalygraph.detectors.anomaly_transformer.model import AnomalyTransformerModel
+from anomalygraph.detectors.anomaly_transformer.model import (
+    AnomalyTransformerModel,
+    anomaly_criterion,
+    fused_minimax_loss,
+)
 from anomalygraph.detectors.anomaly_transformer.training import (
     TrainingReport,
-    available_cores,
     build_model,
     resolve_precision,
     score_series,
-    torch_threads,
     train_model,
 )
 from anomalygraph.detectors.base import Detector, register_detector
+from anomalygraph.detectors.deep.runtime import (
+    available_cores,
+    load_weights,
+    rng_devices,
+    save_weights,
+    torch_threads,
+)
 
 WEIGHTS_FILE = "model.pt"
 TRAINING_FILE = "training.json"
@@ -86,7 +94,7 @@ class AnomalyTransformerDetector(Detector):
         self.scale_ = np.where(std > 0, std, 1.0).astype(np.float32)
         with (
             torch_threads(self._threads()),
-            torch.random.fork_rng(devices=self._rng_devices(device)),
+            torch.random.fork_rng(devices=rng_devices(device)),
         ):
             torch.manual_seed(self.config.seed)
             model = build_model(values.shape[1], self.config).to(device)
@@ -107,37 +115,38 @@ class AnomalyTransformerDetector(Detector):
                 resolve_precision(self.config, device),
             )
 
+    # ------------------------------------------------------ APE's Encoder
+    def encode(self, windows: torch.Tensor) -> torch.Tensor:
+        assert self.model_ is not None
+        return self.model_.encode(windows)
+
+    def backbone_loss(self, windows: torch.Tensor) -> torch.Tensor:
+        """The fused minimax loss the model is trained with (one backward pass for both phases)."""
+        assert self.model_ is not None
+        return fused_minimax_loss(self.model_(windows), windows, self.config.k)[0]
+
+    def window_scores(self, windows: torch.Tensor) -> torch.Tensor:
+        assert self.model_ is not None
+        return anomaly_criterion(self.model_(windows), windows, self.config.temperature)
+
+    def standardise(self, values: np.ndarray) -> torch.Tensor:
+        return self._normalised(np.asarray(values, dtype=np.float32), self.device)
+
+    def threads(self) -> int:
+        return self._threads()
+
     # ------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:
         assert self.model_ is not None and self.mean_ is not None and self.scale_ is not None
-        state = {
-            "model": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
-            "mean": torch.from_numpy(self.mean_),
-            "scale": torch.from_numpy(self.scale_),
-        }
-        torch.save(state, directory / WEIGHTS_FILE)
+        save_weights(directory / WEIGHTS_FILE, self.model_, self.mean_, self.scale_)
         if self.training_ is not None:
             (directory / TRAINING_FILE).write_text(self.training_.model_dump_json(indent=2))
 
     def _load_state(self, directory: Path) -> None:
-        path = directory / WEIGHTS_FILE
-        if not path.is_file():
-            raise DataError(f"{directory}: no {WEIGHTS_FILE} (the Anomaly Transformer's weights)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for corrupt or foreign files
-            raise DataError(f"{path}: not a readable weights file ({exc})") from exc
         assert self.n_features_ is not None
         model = build_model(self.n_features_, self.config)
-        try:
-            model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as exc:
-            raise DataError(
-                f"{path}: weights do not match the saved configuration ({exc})"
-            ) from exc
+        self.mean_, self.scale_ = load_weights(directory / WEIGHTS_FILE, model, "the Anomaly Transformer's weights")
         self.model_ = model.to(self.device)
-        self.mean_ = state["mean"].numpy()
-        self.scale_ = state["scale"].numpy()
         report = directory / TRAINING_FILE
         if report.is_file():
             self.training_ = TrainingReport.model_validate(json.loads(report.read_text()))
@@ -151,9 +160,3 @@ class AnomalyTransformerDetector(Detector):
 
     def _threads(self) -> int:
         return self.config.threads or available_cores()
-
-    @staticmethod
-    def _rng_devices(device: torch.device) -> list[int]:
-        if device.type == "cuda":
-            return [device.index if device.index is not None else torch.cuda.current_device()]
-        return []

@@ -19,6 +19,7 @@ Differences from the reference code that change speed, not results:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -134,6 +135,18 @@ class AnomalyTransformerModel(nn.Module):
         self.register_buffer(
             "half_sq_distance", -0.5 * (index[:, None] - index[None, :]) ** 2, persistent=False
         )
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``[B, d_model]``: the last layer's normalised hidden states, averaged over the window (APE's z)."""
+        h = self.embedding(x)
+        for layer in self.layers:
+            h = layer(h)[0]
+        return self.norm(h).mean(dim=1)
+
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Everything but the output projection (the decoder of this reconstruction model)."""
+        for module in (self.embedding, self.layers, self.norm):
+            yield from module.parameters()
 
     def forward(self, x: Tensor) -> ModelOutput:
         h = self.embedding(x)

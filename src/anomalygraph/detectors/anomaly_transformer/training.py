@@ -8,10 +8,8 @@ with T x L.
 from __future__ import annotations
 
 import copy
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,7 @@ from anomalygraph.detectors.anomaly_transformer.model import (
     fused_minimax_loss,
     symmetric_kl,
 )
+from anomalygraph.detectors.deep.runtime import gather_windows
 
 
 class EpochRecord(BaseModel):
@@ -58,25 +57,6 @@ class TrainingReport(BaseModel):
     history: list[EpochRecord]
 
 
-# ------------------------------------------------------------------ runtime
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Use ``count`` intra-op threads inside the block, then restore the caller's setting."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def resolve_precision(config: AnomalyTransformerConfig, device: torch.device) -> str:
     if config.precision != "auto":
         return config.precision
@@ -101,12 +81,6 @@ def autocast(device: torch.device, precision: str) -> Any:
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
-
-
-def gather_windows(series: torch.Tensor, starts: torch.Tensor, window: int) -> torch.Tensor:
-    """``[B, L, C]`` windows of ``series`` ``[T, C]`` starting at ``starts`` ``[B]``."""
-    offsets = torch.arange(window, device=series.device)
-    return series[starts[:, None] + offsets[None, :]]
 
 
 def build_model(n_channels: int, config: AnomalyTransformerConfig) -> AnomalyTransformerModel:

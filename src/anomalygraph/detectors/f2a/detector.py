@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from anomalygraph.core.device import torch_device
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.detectors.anomaly_transformer.training import available_cores, torch_threads
 from anomalygraph.detectors.base import Detector, register_detector
+from anomalygraph.detectors.deep.runtime import available_cores, torch_threads
 from anomalygraph.detectors.f2a.backbone import TTMBackbone
 from anomalygraph.detectors.f2a.config import F2AConfig
 from anomalygraph.detectors.f2a.model import F2ANet

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from anomalygraph.core.errors import DataError
-from anomalygraph.detectors.anomaly_transformer.training import available_cores, torch_threads
+from anomalygraph.detectors.deep.runtime import available_cores, torch_threads
 from anomalygraph.detectors.f2a.backbone import TTMBackbone
 from anomalygraph.detectors.f2a.config import F2AConfig
 from anomalygraph.detectors.f2a.detector import NET_FILE, save_net

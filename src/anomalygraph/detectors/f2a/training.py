@@ -12,7 +12,6 @@ model would learn to copy an answer it never has at test time.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pydantic import BaseModel
 
 from anomalygraph.core.errors import DataError
 from anomalygraph.core.stats import median_scale
-from anomalygraph.detectors.anomaly_transformer.training import gather_windows
+from anomalygraph.detectors.deep.runtime import BestState, gather_windows
 from anomalygraph.detectors.f2a.config import F2AConfig
 from anomalygraph.detectors.f2a.model import F2ANet, focal_loss, weighted_mae
 from anomalygraph.detectors.f2a.retrieval import RetrievalConfig, WindowIndex
@@ -45,27 +44,6 @@ class F2ATrainingReport(BaseModel):
     n_train_windows: int
     n_val_windows: int
     stopped_early: bool
-
-
-class BestState:
-    """Early stopping: keeps the module's state at its best validation loss and says when patience ran out."""
-
-    def __init__(self, module: torch.nn.Module, patience: int, min_delta: float = 0.0) -> None:
-        self.module, self.patience, self.min_delta = module, patience, min_delta
-        self.best, self.epoch, self.waited = float("inf"), 0, 0
-        self.state = copy.deepcopy(module.state_dict())
-
-    def update(self, epoch: int, val_loss: float) -> bool:
-        """Record an epoch's validation loss; True when training should stop."""
-        if val_loss < self.best - self.min_delta:
-            self.best, self.epoch, self.waited = val_loss, epoch, 0
-            self.state = copy.deepcopy(self.module.state_dict())
-            return False
-        self.waited += 1
-        return self.waited >= self.patience
-
-    def restore(self) -> None:
-        self.module.load_state_dict(self.state)
 
 
 def gather(values: torch.Tensor, starts: np.ndarray, length: int) -> torch.Tensor:

@@ -30,14 +30,10 @@ from torch import nn
 from anomalygraph.core.device import torch_device
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data.windows import window_starts
-from anomalygraph.detectors.anomaly_transformer.training import (
-    available_cores,
-    gather_windows,
-    torch_threads,
-)
 from anomalygraph.detectors.base import Detector, DetectorConfig, register_detector
+from anomalygraph.detectors.deep.runtime import BestState, available_cores, gather_windows, torch_threads
 from anomalygraph.detectors.f2a.backbone import EXTRA_HINT
-from anomalygraph.detectors.f2a.training import BestState, EpochRecord, F2ATrainingReport
+from anomalygraph.detectors.f2a.training import EpochRecord, F2ATrainingReport
 
 MODEL_DIR = "tspulse"
 SCALING_FILE = "scaling.npz"

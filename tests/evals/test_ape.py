@@ -7,7 +7,14 @@ import copy
 import pytest
 
 from anomalygraph.detectors.ape import APEConfig
-from anomalygraph.evals.ape import APERow, EvalSeries, evaluate_one, markdown, read_rows, run_ape_eval
+from anomalygraph.evals.ape import (
+    APERow,
+    EvalSeries,
+    evaluate_one,
+    markdown,
+    read_rows,
+    run_ape_eval,
+)
 from anomalygraph.rulebank.timeanomalybench import generate
 from tests.detectors.ape.conftest import TinyAEDetector
 
@@ -23,7 +30,7 @@ def test_one_fit_many_variants_and_a_missing_mined_bank_is_said(scenario, tmp_pa
     fits = []
     original = TinyAEDetector._fit
 
-    def counting(self, values, labels):  # noqa: ANN001
+    def counting(self, values, labels):
         fits.append(len(values))
         return original(self, values, labels)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data.loaders import load_series
 from anomalygraph.graphs.ape_post_training import APEContext, APERequest, run_post_training
 from anomalygraph.metrics.evaluate import evaluate_scores
@@ -60,5 +60,5 @@ def test_generate_without_scenario_and_unknown_banks_fail_at_the_first_node(shar
 
 def test_a_file_outside_the_data_roots_is_refused(shared_data: Path, tmp_path: Path) -> None:
     context = APEContext(model=None, data_roots=[str(tmp_path / "elsewhere")])
-    with pytest.raises(Exception, match="outside|not inside|roots"):
+    with pytest.raises(DataError, match="outside the configured data roots"):
         run_post_training(_request(shared_data, tmp_path / "c"), context)

@@ -31,7 +31,12 @@ from anomalygraph.core.device import torch_device
 from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.data.windows import window_starts
 from anomalygraph.detectors.base import Detector, DetectorConfig, register_detector
-from anomalygraph.detectors.deep.runtime import BestState, available_cores, gather_windows, torch_threads
+from anomalygraph.detectors.deep.runtime import (
+    BestState,
+    available_cores,
+    gather_windows,
+    torch_threads,
+)
 from anomalygraph.detectors.f2a.backbone import EXTRA_HINT
 from anomalygraph.detectors.f2a.training import EpochRecord, F2ATrainingReport
 

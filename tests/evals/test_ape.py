@@ -36,7 +36,7 @@ def test_one_fit_many_variants_and_a_missing_mined_bank_is_said(scenario, tmp_pa
 
     TinyAEDetector._fit = counting  # type: ignore[method-assign]
     try:
-        rows = evaluate_one(scenario, "test_tiny_ae", ["none", "cutaddpaste", "ncad", "mined"], FAST, {"epochs": 1})
+        rows = evaluate_one(scenario, "test_tiny_ae", ["none", "rec_only", "cutaddpaste", "ncad", "mined"], FAST, {"epochs": 1})
     finally:
         TinyAEDetector._fit = original  # type: ignore[method-assign]
     assert len(fits) == 1 and fits[0] == scenario.series.train_end  # fitted once, on the training rows only
@@ -45,6 +45,8 @@ def test_one_fit_many_variants_and_a_missing_mined_bank_is_said(scenario, tmp_pa
     assert by["cutaddpaste"].bank.startswith("cutaddpaste@") and len(by["cutaddpaste"].bank_sha256) == 64
     assert by["ncad"].status == "ok" and by["ncad"].bank is None and by["ncad"].post_epochs == 1
     assert by["mined"].status.startswith("skipped: no mined bank")
+    # the control: same bank and batches, lambda 0, so the contrastive loss cannot have changed anything it gives
+    assert by["rec_only"].bank == by["cutaddpaste"].bank and by["rec_only"].status == "ok"
 
 
 def test_markdown_counts_mined_against_heuristic_on_matching_pairs() -> None:

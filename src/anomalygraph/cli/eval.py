@@ -376,7 +376,7 @@ def ape_cmd(
     datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated: ucr, smap_msl, timeanomalybench.")] = "ucr,smap_msl,timeanomalybench",
     series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only these series of the fold, as dataset/name (repeatable).")] = None,
     backbones: Annotated[str, typer.Option("--backbones", help="Comma-separated backbones: tranad, donut, timesnet, anomaly_transformer.")] = "tranad,donut,timesnet",
-    variants: Annotated[str, typer.Option("--variants", help="Comma-separated: none, cutaddpaste, ncad, mined.")] = "none,cutaddpaste,ncad,mined",
+    variants: Annotated[str, typer.Option("--variants", help="Comma-separated: none, rec_only (the same steps with lambda 0: the control), cutaddpaste, ncad, mined.")] = "none,rec_only,cutaddpaste,ncad,mined",
     mined_bank: Annotated[list[str], typer.Option("--mined-bank", help="dataset=BANK_FILE: the mined bank for a dataset's series (repeatable).")] = [],  # noqa: B006
     bench_dir: Annotated[Path | None, typer.Option("--bench-dir", help="Folder of `eval rulebank` (its banks/<scenario>_mined.yaml are the scenarios' mined banks).")] = None,
     ape_settings: Annotated[list[str], typer.Option("--ape-set", help="Post-training setting key=value, e.g. --ape-set weight=1.")] = [],  # noqa: B006

@@ -35,7 +35,9 @@ from anomalygraph.metrics.evaluate import evaluate_scores, has_labelled_events
 from anomalygraph.rulebank.post_training import bank_record, post_train_detector, resolve_pseudo
 
 BACKBONES = ("tranad", "donut", "timesnet", "anomaly_transformer")
-VARIANTS = ("none", "cutaddpaste", "ncad", "mined")
+VARIANTS = ("none", "rec_only", "cutaddpaste", "ncad", "mined")
+# rec_only: the same post-training steps on the same CutAddPaste batches with lambda = 0, i.e. only the
+# backbone's own loss; the control that separates "more training" from "pseudo-anomalies"
 DATASETS = ("ucr", "smap_msl", "timeanomalybench")
 SAMPLE_EVERY = 4
 
@@ -148,7 +150,7 @@ def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], confi
             vus, auc = _accuracy(series, scores, fitted.threshold_.value)
             emit(APERow(**base, variant=variant, vus_pr=vus, auc_pr=auc, fit_seconds=fitted.fit_seconds_, max_rss_mb=_rss_mb()))
             continue
-        spec = item.mined if variant == "mined" else variant
+        spec = item.mined if variant == "mined" else "cutaddpaste" if variant == "rec_only" else variant
         if spec is None:
             emit(APERow(**base, variant=variant, status="skipped: no mined bank for this series"))
             continue
@@ -157,7 +159,8 @@ def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], confi
         model = copy.deepcopy(fitted)
         started = time.perf_counter()
         try:
-            record = post_train_detector(model, train, pseudo, config)
+            run_config = config.model_copy(update={"weight": 0.0}) if variant == "rec_only" else config
+            record = post_train_detector(model, train, pseudo, run_config)
         except AnomalyGraphError as exc:
             emit(APERow(**base, variant=variant, status=f"post-training failed: {exc}"))
             continue

@@ -37,7 +37,7 @@ def measure(backbone: str, path: str, device: str | None, steps: int) -> dict[st
     from anomalygraph.data.loaders import load_series
     from anomalygraph.detectors import create_detector
     from anomalygraph.detectors.ape import APEConfig
-    from anomalygraph.detectors.ape.training import _losses
+    from anomalygraph.detectors.ape.training import _branches, _losses
     from anomalygraph.detectors.deep.runtime import gather_windows
     from anomalygraph.evals.ape import FIT_SETTINGS
     from anomalygraph.rulebank.post_training import post_train_detector, sources
@@ -62,11 +62,11 @@ def measure(backbone: str, path: str, device: str | None, steps: int) -> dict[st
         detector.backbone_loss(gather_windows(tensor, starts, window)).backward()
         optimizer.step()
 
-    source, _, _ = sources(detector, train, load_bank("cutaddpaste"), config)
+    source, _ = sources(detector, train, load_bank("cutaddpaste"), config)
 
     def ape() -> None:
         optimizer.zero_grad()
-        rec, con, _, _ = _losses(detector, source.sample(bs, with_augmented=True), config)
+        rec, con, *_ = _losses(detector, *_branches(detector, source.sample(bs, with_augmented=True)), config)
         (rec + config.weight * con).backward()
         optimizer.step()
 

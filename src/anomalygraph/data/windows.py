@@ -70,3 +70,13 @@ def windows_to_scores(
         np.maximum.at(out, index, scores.ravel())
         return out
     raise DataError(f"unknown reduction {reduce!r}; use 'mean' or 'max'")
+
+
+def window_maxima(scores: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """The largest of ``scores`` inside each window of ``window`` steps starting at ``starts``.
+
+    How a window is ranked by a detector's per-timestamp scores (normal candidate filtering).
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    return maximum_filter1d(np.asarray(scores, dtype=np.float64), window, origin=-(window // 2), mode="nearest")[starts]

@@ -32,7 +32,7 @@ from anomalygraph.detectors import create_detector
 from anomalygraph.detectors.ape import APEConfig
 from anomalygraph.evals.folds import Fold, fold_series
 from anomalygraph.metrics.evaluate import evaluate_scores, has_labelled_events
-from anomalygraph.rulebank.post_training import bank_record, post_train_detector, resolve_pseudo
+from anomalygraph.rulebank.post_training import post_train_detector, resolve_pseudo
 
 BACKBONES = ("tranad", "donut", "timesnet", "anomaly_transformer")
 VARIANTS = ("none", "rec_only", "cutaddpaste", "ncad", "mined")
@@ -136,7 +136,7 @@ def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], confi
         for v in variants:
             emit(APERow(**base, variant=v, status="skipped: no labelled anomaly after the training split"))
         return rows
-    train = series.train() if series.train_end is not None else series
+    train = series.train()
     settings = {**FIT_SETTINGS.get(backbone, {}), **(fit_settings or {})}
     try:
         fitted = create_detector(backbone, **settings).fit(train)
@@ -155,7 +155,6 @@ def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], confi
             emit(APERow(**base, variant=variant, status="skipped: no mined bank for this series"))
             continue
         pseudo = resolve_pseudo(spec)
-        record_bank = None if isinstance(pseudo, str) else bank_record(pseudo)
         model = copy.deepcopy(fitted)
         started = time.perf_counter()
         try:
@@ -166,7 +165,7 @@ def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], confi
             continue
         post_seconds = time.perf_counter() - started
         vus, auc = _accuracy(series, model.score(series), model.threshold_.value)
-        rep = record.report
+        rep, record_bank = record.report, record.bank
         emit(APERow(**base, variant=variant, vus_pr=vus, auc_pr=auc,
                     bank=None if record_bank is None else f"{record_bank.name}@{record_bank.version}",
                     bank_sha256=None if record_bank is None else record_bank.sha256,

@@ -48,8 +48,8 @@ def resolve_pseudo(spec: str | Path | RuleBank) -> RuleBank | str:
 
 def sources(
     detector: PostTrainable, train: TimeSeries, pseudo: RuleBank | str, config: APEConfig
-) -> tuple[PairSource, PairSource, int]:
-    """The training and validation sources, and the row where validation begins."""
+) -> tuple[PairSource, PairSource]:
+    """The training source (the first training rows) and the validation source (the last ones)."""
     window = int(detector.config.window)
     scores = np.asarray(detector.decision_scores_, dtype=np.float64)
     cut = round(train.length * (1 - config.validation_fraction))
@@ -68,7 +68,7 @@ def sources(
         else:
             built.append(PAGSampler(pseudo, rows, scores=part, keep_fraction=config.keep_fraction, window=window,
                                     seed=seed))
-    return built[0], built[1], cut
+    return built[0], built[1]
 
 
 def post_train_detector(
@@ -88,7 +88,7 @@ def post_train_detector(
     backbone = BackboneRecord(detector=detector.name, config=detector.config.model_dump(mode="json"),
                               weights_sha256=weights_sha256(detector.model_),
                               fit_seconds=getattr(detector, "fit_seconds_", None))
-    source, validation, _ = sources(detector, train, resolved, config)
+    source, validation = sources(detector, train, resolved, config)
     report = post_train(detector, train.values, source, validation, config, progress=progress)
     return APERecord(
         source="bank" if isinstance(resolved, RuleBank) else resolved,

@@ -24,7 +24,7 @@ from anomalygraph.core.errors import ConfigError, DataError
 from anomalygraph.core.stats import robust_scale
 from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.data.windows import window_starts
+from anomalygraph.data.windows import window_maxima, window_starts
 from anomalygraph.detectors.ape.augment import AugmentConfig, augment
 from anomalygraph.rulebank.context import (
     choose_channels,
@@ -188,9 +188,7 @@ class PAGSampler:
                 raise DataError(f"{len(scores)} scores for series '{self.series.name}' of {t} timestamps")
             if not np.isfinite(scores).all():
                 raise DataError("detector scores must be finite")
-            from scipy.ndimage import maximum_filter1d
-
-            win_score = maximum_filter1d(scores, window, origin=-(window // 2), mode="nearest")[starts]
+            win_score = window_maxima(scores, starts, window)
             pool = win_score[keep] if keep.any() else win_score
             keep &= win_score <= np.quantile(pool, self.config.keep_fraction)
         if not keep.any():

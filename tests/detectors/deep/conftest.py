@@ -33,6 +33,20 @@ def all_windows(values: np.ndarray, window: int) -> torch.Tensor:
     return gather_windows(series, torch.arange(len(values) - window + 1), window)
 
 
+def adam_losses(model: torch.nn.Module, windows: torch.Tensor, steps: int) -> list[float]:
+    """``backbone_loss`` over ``steps`` Adam steps (lr 1e-2) on one batch, each checked to be a finite scalar."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = model.backbone_loss(windows)
+        assert loss.shape == () and torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
 def run_reference(runner: str, folder: Path) -> None:
     """``runner`` (a script reading and writing ``folder``) in the TSB-AD reference interpreter."""
     python = reference_python()

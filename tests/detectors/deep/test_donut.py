@@ -10,7 +10,7 @@ import torch
 
 from anomalygraph.detectors import Detector, create_detector
 from anomalygraph.detectors.deep.donut import DonutDetector, DonutModel
-from tests.detectors.deep.conftest import run_reference
+from tests.detectors.deep.conftest import adam_losses, run_reference
 
 # One thread: tiny models gain nothing from more, and CI may run tests in parallel workers.
 TINY = {
@@ -168,17 +168,9 @@ def test_encode_is_the_posterior_mean_with_gradients_and_the_loss_decreases() ->
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
     assert all(p.grad is None for p in model.decoder.parameters())
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     torch.manual_seed(1)
-    losses = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        loss = model.backbone_loss(x)
-        assert loss.dim() == 0 and torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, x, 30)
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2, losses
 
 

@@ -20,7 +20,7 @@ from anomalygraph.detectors.deep.timesnet import (
     TimesNetDetector,
     TimesNetModel,
 )
-from tests.detectors.deep.conftest import all_windows, run_reference, sine
+from tests.detectors.deep.conftest import adam_losses, all_windows, run_reference, sine
 
 TINY = {"window": 32, "d_ff": 8, "num_kernels": 3, "top_k": 2, "epochs": 3, "max_train_windows": 400,
         "lr": 1e-3, "batch_size": 64, "threads": 1}
@@ -108,15 +108,7 @@ def test_backbone_loss_is_a_finite_scalar_that_adam_lowers() -> None:
     torch.manual_seed(0)
     model = TimesNetModel(1, 32, d_ff=8, num_kernels=3, top_k=2, dropout=0.0)
     x = all_windows(sine(96), 32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        optimizer.zero_grad()
-        loss = model.backbone_loss(x)
-        assert loss.shape == () and torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses = adam_losses(model, x, 25)
     assert losses[-1] < 0.5 * losses[0], losses
 
 

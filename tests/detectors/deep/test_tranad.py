@@ -16,7 +16,7 @@ from anomalygraph.detectors.deep.tranad import (
     TranADModel,
     positional_encoding,
 )
-from tests.detectors.deep.conftest import all_windows, run_reference, sine
+from tests.detectors.deep.conftest import adam_losses, all_windows, run_reference, sine
 
 TINY = {"epochs": 3, "max_train_windows": 400, "threads": 1}
 
@@ -90,15 +90,7 @@ def test_backbone_loss_is_a_finite_scalar_that_adam_lowers() -> None:
     model = TranADModel(1, 10, dropout=0.0)
     model.start_epoch(2)
     x = all_windows(sine(80), 10)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        loss = model.backbone_loss(x)
-        assert loss.shape == () and torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses = adam_losses(model, x, 30)
     assert losses[-1] < 0.8 * losses[0], losses
 
 

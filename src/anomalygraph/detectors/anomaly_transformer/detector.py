@@ -93,23 +93,23 @@ class AnomalyTransformerDetector(Detector):
         self.mean_ = values64.mean(axis=0).astype(np.float32)
         self.scale_ = np.where(std > 0, std, 1.0).astype(np.float32)
         with (
-            torch_threads(self._threads()),
+            torch_threads(self.threads()),
             torch.random.fork_rng(devices=rng_devices(device)),
         ):
             torch.manual_seed(self.config.seed)
             model = build_model(values.shape[1], self.config).to(device)
             self.training_ = train_model(
-                model, self._normalised(values, device), self.config, device, precision
+                model, self.standardise(values), self.config, device, precision
             )
         self.model_ = model
 
     def _score(self, values: np.ndarray) -> np.ndarray:
         assert self.model_ is not None
         device = self.device
-        with torch_threads(self._threads()):
+        with torch_threads(self.threads()):
             return score_series(
                 self.model_,
-                self._normalised(values, device),
+                self.standardise(values),
                 self.config,
                 device,
                 resolve_precision(self.config, device),
@@ -129,12 +129,6 @@ class AnomalyTransformerDetector(Detector):
         assert self.model_ is not None
         return anomaly_criterion(self.model_(windows), windows, self.config.temperature)
 
-    def standardise(self, values: np.ndarray) -> torch.Tensor:
-        return self._normalised(np.asarray(values, dtype=np.float32), self.device)
-
-    def threads(self) -> int:
-        return self._threads()
-
     # ------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:
         assert self.model_ is not None and self.mean_ is not None and self.scale_ is not None
@@ -152,11 +146,11 @@ class AnomalyTransformerDetector(Detector):
             self.training_ = TrainingReport.model_validate(json.loads(report.read_text()))
 
     # ---------------------------------------------------------------- helpers
-    def _normalised(self, values: np.ndarray, device: torch.device) -> torch.Tensor:
-        """Standardised with the training data's statistics, as a ``[T, C]`` tensor on the device."""
+    def standardise(self, values: np.ndarray) -> torch.Tensor:
+        """Values (or windows) in the training data's units, as a float32 tensor on the device."""
         assert self.mean_ is not None and self.scale_ is not None
-        z = (values - self.mean_) / self.scale_
-        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(device)
+        z = (np.asarray(values, dtype=np.float32) - self.mean_) / self.scale_
+        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(self.device)
 
-    def _threads(self) -> int:
+    def threads(self) -> int:
         return self.config.threads or available_cores()

@@ -16,7 +16,7 @@ import numpy as np
 
 from anomalygraph.core.errors import DataError
 from anomalygraph.core.stats import robust_scale
-from anomalygraph.data.windows import window_starts
+from anomalygraph.data.windows import window_maxima, window_starts
 from anomalygraph.detectors.ape.augment import AugmentConfig, augment
 
 
@@ -49,10 +49,7 @@ class OutlierExposure:
         self.point_share = point_share
         self.starts = window_starts(len(self.values), window)
         if scores is not None:  # normal candidate filtering, as for the rule-bank sampler
-            from scipy.ndimage import maximum_filter1d
-
-            win = maximum_filter1d(np.asarray(scores, dtype=np.float64), window, origin=-(window // 2), mode="nearest")
-            win = win[self.starts]
+            win = window_maxima(scores, self.starts, window)
             self.starts = self.starts[win <= np.quantile(win, keep_fraction)]
         self.rng = np.random.default_rng(seed)
         self.augment_config = augment_config or AugmentConfig()

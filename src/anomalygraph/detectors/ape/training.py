@@ -101,7 +101,7 @@ class PostTrainingReport(BaseModel):
 def _trainable(detector: PostTrainable, adjust: str) -> list[torch.nn.Parameter]:
     model = detector.model_
     if adjust == "all":
-        return [p for p in model.parameters()]
+        return list(model.parameters())
     if not hasattr(model, "encoder_parameters"):
         raise ConfigError(f"{detector.name}: the backbone does not name its encoder's parameters, so adjust='encoder' "
                           "cannot be honoured; use adjust='all'")
@@ -122,16 +122,22 @@ def _only(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> Iterator[
             p.requires_grad_(flag)
 
 
-def _losses(detector: PostTrainable, batch: PairBatch, config: APEConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``L_rec`` on the normal windows, ``L_con``, and the three embeddings (each branch encoded on its own,
-    so a batch-dependent backbone never mixes normal and pseudo-anomalous windows)."""
+def _branches(detector: PostTrainable, batch: PairBatch) -> tuple[Tensor, Tensor, Tensor]:
+    """The batch's x, A(x) and G(x), standardised as the backbone was trained."""
     if batch.x_aug is None:
         raise ConfigError("post-training needs augmented windows: sample with with_augmented=True")
     raw, aug, pa = (detector.standardise(x) for x in (batch.x_raw, batch.x_aug, batch.x_pa))
+    return raw, aug, pa
+
+
+def _losses(detector: PostTrainable, raw: Tensor, aug: Tensor, pa: Tensor, config: APEConfig
+            ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``L_rec`` on the normal windows, ``L_con``, and the three embeddings (each branch encoded on its own,
+    so a batch-dependent backbone never mixes normal and pseudo-anomalous windows)."""
     z_raw, z_aug, z_pa = detector.encode(raw), detector.encode(aug), detector.encode(pa)
     rec = detector.backbone_loss(raw)
     con = info_nce(z_raw, z_aug, z_pa, config.temperature, config.negatives)
-    return rec, con, z_raw, torch.stack([z_aug, z_pa])
+    return rec, con, z_raw, z_aug, z_pa
 
 
 def _window_score(detector: PostTrainable, windows: Tensor) -> np.ndarray:
@@ -147,12 +153,13 @@ def _validate(detector: PostTrainable, batches: list[PairBatch], config: APEConf
     rec_sum = con_sum = pos = neg = 0.0
     normal, anomalous = [], []
     for batch in batches:
-        rec, con, z_raw, z_other = _losses(detector, batch, config)
-        rec_sum, con_sum = rec_sum + float(rec.detach()), con_sum + float(con.detach())
-        pos += float(F.cosine_similarity(z_raw, z_other[0], dim=1).mean())
-        neg += float(F.cosine_similarity(z_raw, z_other[1], dim=1).mean())
-        normal.append(_window_score(detector, detector.standardise(batch.x_raw)))
-        anomalous.append(_window_score(detector, detector.standardise(batch.x_pa)))
+        raw, aug, pa = _branches(detector, batch)
+        rec, con, z_raw, z_aug, z_pa = _losses(detector, raw, aug, pa, config)
+        rec_sum, con_sum = rec_sum + float(rec), con_sum + float(con)
+        pos += float(F.cosine_similarity(z_raw, z_aug, dim=1).mean())
+        neg += float(F.cosine_similarity(z_raw, z_pa, dim=1).mean())
+        normal.append(_window_score(detector, raw))
+        anomalous.append(_window_score(detector, pa))
     model.train(was)
     n = len(batches)
     scores = np.concatenate(normal + anomalous)
@@ -201,7 +208,7 @@ def post_train(
                 for _ in range(config.steps_per_epoch):
                     batch = source.sample(config.batch_size, with_augmented=True)
                     optimizer.zero_grad(set_to_none=True)
-                    rec, con, _, _ = _losses(detector, batch, config)
+                    rec, con, *_ = _losses(detector, *_branches(detector, batch), config)
                     loss = rec + config.weight * con
                     if not torch.isfinite(loss):
                         raise ConfigError(f"{detector.name}: post-training diverged in epoch {epoch} (loss {float(loss)}); "

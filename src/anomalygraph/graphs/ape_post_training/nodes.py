@@ -13,7 +13,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 
 from anomalygraph.core.errors import ConfigError
-from anomalygraph.data.loaders import load_series
+from anomalygraph.data.cache import cached_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors import Detector, create_detector
 from anomalygraph.detectors.ape import APEConfig
@@ -54,13 +54,10 @@ def request_of(state: APEState) -> APERequest:
 
 
 def series_of(state: APEState, ctx: APEContext) -> TimeSeries:
+    """The request's series, read once per process (every node needs it)."""
     from anomalygraph.tools.context import resolve_in_roots
 
-    return load_series(resolve_in_roots(request_of(state).series_path, ctx.roots()))
-
-
-def training_rows(series: TimeSeries) -> TimeSeries:
-    return series.train() if series.train_end is not None else series
+    return cached_series(resolve_in_roots(request_of(state).series_path, ctx.roots()))
 
 
 def out_dir(state: APEState) -> Path:
@@ -106,7 +103,7 @@ def sample(state: APEState, runtime: Runtime[APEContext]) -> dict[str, Any]:
     from anomalygraph.plots.rulebank import plot_pseudo_anomalies
 
     ctx = context_of(runtime, APEContext)
-    series = training_rows(series_of(state, ctx))
+    series = series_of(state, ctx).train()
     pseudo = resolve_pseudo(state["bank_path"])
     window = int(create_detector(request_of(state).backbone, **request_of(state).fit).config.window)  # type: ignore[attr-defined]
     batch = PAGSampler(pseudo, series, window=max(8, window), seed=0).sample(12)  # type: ignore[arg-type]
@@ -121,7 +118,7 @@ def fit(state: APEState, runtime: Runtime[APEContext]) -> dict[str, Any]:
     detector = create_detector(request.backbone, **request.fit)
     if not hasattr(detector, "encode"):
         raise ConfigError(f"'{request.backbone}' has no encoder, so APE cannot post-train it")
-    detector.fit(training_rows(series))
+    detector.fit(series.train())
     folder = detector.save(out_dir(state) / "backbone")
     scores = out_dir(state) / "scores_before.npy"
     np.save(scores, detector.score(series))
@@ -133,7 +130,7 @@ def post_train(state: APEState, runtime: Runtime[APEContext]) -> dict[str, Any]:
     series = series_of(state, ctx)
     detector = Detector.load(state["backbone_dir"])
     pseudo = NCAD if state.get("bank_path") is None else state["bank_path"]
-    record = post_train_detector(detector, training_rows(series), pseudo, APEConfig(**request.ape))  # type: ignore[arg-type]
+    record = post_train_detector(detector, series.train(), pseudo, APEConfig(**request.ape))  # type: ignore[arg-type]
     folder = save_post_trained(detector, record, out_dir(state) / "post_trained")  # type: ignore[arg-type]
     scores = out_dir(state) / "scores_after.npy"
     np.save(scores, detector.score(series))

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,llm,f2a]"
+	$(BIN)/pip install -q -e ".[dev,llm,f2a,stream]"
 	touch $(STAMP)
 
 install: $(STAMP)

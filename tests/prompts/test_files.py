@@ -18,6 +18,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "anomalygraph"
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 CALLERS: dict[str, dict[str, object]] = {
+    **{f"judge/{v}": {"series_id": "cpu", "timestamp": "2024-01-01 00:04:00", "actual": "50", "predicted": "4.5",
+                      "lower": "3", "upper": "6", "position": "above the upper bound", "before": "2, 3, 4",
+                      "after": "6, 8, 10", "n_before": 3, "n_after": 3, "mean_before": "3", "std_before": "0.816497",
+                      "mean_after": "8", "std_after": "1.63299"}
+       for v in ("judge_v1", "judge_paraphrase_a", "judge_paraphrase_b")},
     # name: the values its callers pass (by keyword), with representative types
     "analyst/system": {"file_line": "The user's file: x.csv", "roots": "/data"},
     "analyst/plan": {"question": "Q?", "menu": "- detect: d", "done": "none", "left": 3},

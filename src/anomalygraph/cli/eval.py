@@ -380,6 +380,7 @@ def ape_cmd(
     mined_bank: Annotated[list[str], typer.Option("--mined-bank", help="dataset=BANK_FILE: the mined bank for a dataset's series (repeatable).")] = [],  # noqa: B006
     bench_dir: Annotated[Path | None, typer.Option("--bench-dir", help="Folder of `eval rulebank` (its banks/<scenario>_mined.yaml are the scenarios' mined banks).")] = None,
     ape_settings: Annotated[list[str], typer.Option("--ape-set", help="Post-training setting key=value, e.g. --ape-set weight=1.")] = [],  # noqa: B006
+    score_with: Annotated[str, typer.Option("--score-with", help="Comma-separated scoring modes for every model: backbone (its own score), latent (kNN distance of window embeddings), fused (both, robust-standardised).")] = "backbone",
     data: DataOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for rows.jsonl and ape_eval.md.")] = None,
 ) -> None:
@@ -409,6 +410,10 @@ def ape_cmd(
     if bad:
         raise ConfigError(f"--backbones: unknown {bad}; known: {', '.join(ev.BACKBONES)}")
     chosen_variants = [v.strip() for v in variants.split(",") if v.strip()]
+    modes = [m.strip() for m in score_with.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ev.SCORE_WITH]
+    if bad or not modes:
+        raise ConfigError(f"--score-with: unknown {bad}; known: {', '.join(ev.SCORE_WITH)}")
     mined: dict[str, str] = {}
     for item in mined_bank:
         key, sep, value = item.partition("=")
@@ -431,14 +436,16 @@ def ape_cmd(
     out_dir = out or get_settings().output.dir / "evals" / "ape" / f"{fold}-{subset}"
     console = Console(stderr=True)
     with _progress(console) as progress:
-        task = progress.add_task("ape eval", total=len(items) * len(chosen_backbones) * len(chosen_variants))
+        task = progress.add_task("ape eval", total=len(items) * len(chosen_backbones) * len(chosen_variants) * len(modes))
 
         def row(r: ev.APERow) -> None:
             score = "" if r.vus_pr is None else f" VUS-PR {r.vus_pr:.3f}"
-            progress.console.print(f"{r.dataset}/{r.series} {r.backbone} {r.variant}:{score} {r.status}", highlight=False, markup=False)
+            progress.console.print(f"{r.dataset}/{r.series} {r.backbone} {r.variant} ({r.score_with}):{score} {r.status}",
+                                   highlight=False, markup=False)
             progress.advance(task)
 
-        rows = ev.run_ape_eval(items, out_dir, backbones=chosen_backbones, variants=chosen_variants, config=config, on_row=row)
+        rows = ev.run_ape_eval(items, out_dir, backbones=chosen_backbones, variants=chosen_variants, config=config, on_row=row,
+                               score_with=modes)
     Console().print(Markdown(ev.markdown(rows).split("## Per series")[0]))
     Console().print(f"wrote {out_dir / 'ape_eval.md'} and {out_dir / 'rows.jsonl'}")
 
@@ -479,3 +486,86 @@ def rulebank_cmd(
                                on_progress=lambda m: console.print(m, highlight=False))
     Console().print(Markdown(markdown_table(report)))
     Console().print(f"wrote {out / 'rulebank_eval.md'} and {out / 'rulebank_eval.json'}")
+
+
+@app.command("calm")
+def calm_cmd(
+    fold: Annotated[str, typer.Option("--fold", help="validate, tune or all: the fixed split of the real data (nothing is tuned here; the fold only names the series).")] = "validate",
+    datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated: nab, ucr, smap_msl (first channel), tsb_ad_u.")] = "nab,ucr",
+    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Only these series, as dataset/name (repeatable).")] = None,
+    every: Annotated[int, typer.Option("--every", min=1, help="Keep every k-th series of the fold.")] = 1,
+    variants: Annotated[str, typer.Option("--variants", help="Comma-separated: static, rule, keep_all, llm, rule_n1, rule_n50, rule_e3, rule_noise, rule_e3_noise.")] = ",".join(("static", "rule", "keep_all", "rule_n1", "rule_n50", "rule_e3", "rule_noise", "rule_e3_noise")),
+    settings: Annotated[list[str], typer.Option("--set", help="Stream setting key=value for every variant (k, neighbours, finetune_history ...).")] = [],  # noqa: B006
+    agreement: Annotated[int, typer.Option("--agreement", min=0, help="Also judge this many flagged points under the three prompt paraphrases with the LLM (0: skip).")] = 0,
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for rows.jsonl, calm_eval.md and agreement.json.")] = None,
+) -> None:
+    """CALM on real series: static forecaster vs CALM with the rule, keep-all and LLM judges; N, epochs, noise.
+
+    Example: anomalygraph eval calm --fold validate --datasets nab --every 4 --variants static,rule,keep_all
+    """
+    import tempfile
+
+    from pydantic import ValidationError
+
+    from anomalygraph.cli.common import parse_sets as _parse_sets
+    from anomalygraph.core.settings import get_settings
+    from anomalygraph.data.loaders import load_series as _load_series
+    from anomalygraph.evals import calm as ev
+    from anomalygraph.evals.folds import FOLDS, fold_series
+    from anomalygraph.streaming.config import StreamConfig
+
+    folds = FOLDS if fold == "all" else (fold,)
+    if any(f not in FOLDS for f in folds):
+        raise ConfigError(f"--fold must be tune, validate or all, got {fold!r}")
+    names = [d.strip() for d in datasets.split(",") if d.strip()]
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    bad = [v for v in chosen if v not in ev.VARIANTS]
+    if bad or not chosen:
+        raise ConfigError(f"--variants: unknown {bad}; known: {', '.join(ev.VARIANTS)}")
+    try:
+        base = StreamConfig(**_parse_sets(settings))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid --set: {problems}") from exc
+    found = fold_series(data_root(data), folds, names)[::every]  # type: ignore[arg-type]
+    items = [(ds, p.stem, p) for ds, p, _ in found]
+    if series:
+        known = {f"{ds}/{name}": (ds, name, p) for ds, name, p in items}
+        missing = [s for s in series if s not in known]
+        if missing:
+            raise ConfigError(f"no series {missing} in fold {fold} ({', '.join(names)}); known: {', '.join(sorted(known)[:20])} ...")
+        items = [known[s] for s in series]
+    out_dir = out or get_settings().output.dir / "evals" / "calm" / fold
+    console = Console(stderr=True)
+    loaded = [(ds, name, _load_series(p)) for ds, name, p in items]
+    with _progress(console) as progress:
+        task = progress.add_task("calm eval", total=len(loaded) * len(chosen))
+
+        def row(r: ev.CalmRow) -> None:
+            roc = "" if r.roc_auc is None else f" ROC AUC {r.roc_auc:.3f} VUS-PR {r.vus_pr:.3f}"
+            progress.console.print(f"{r.dataset}/{r.series} {r.variant}:{roc} flagged {r.flagged} KEEP {r.keep} "
+                                   f"fine-tunes {r.finetunes} {r.status}", highlight=False, markup=False)
+            progress.advance(task)
+
+        rows = ev.run_calm_eval(loaded, out_dir, variants=chosen, base=base, on_row=row)
+    text = ev.markdown(rows)
+    if agreement:
+        from anomalygraph.agents.judge import agreement_rate
+
+        contexts = []
+        per = max(1, agreement // max(1, len(loaded)))
+        for _, name, s in loaded:
+            config = base.model_copy(update={"warmup": ev.warmup_of(s), "batch_size": ev.NEVER})
+            with tempfile.TemporaryDirectory() as tmp:
+                scored, *_ = ev.run_variant(ev.univariate_points(s, name), config, ev.make_judge("rule"), Path(tmp))
+            contexts += ev.flag_contexts([p for p in scored if p.score is not None], base.neighbours, per)
+        report = agreement_rate(None, contexts[:agreement], max_workers=1)
+        (out_dir / "agreement.json").write_text(report.model_dump_json(indent=2))
+        agree = "–" if report.agreement is None else f"{report.agreement:.2f}"
+        text += (f"\n**Paraphrase agreement** of the LLM judge: {agree} over {report.answered} of {report.n} flagged "
+                 f"points answered under all of {', '.join(report.variants)}; KEEP per variant {report.per_variant_keep}; "
+                 f"fallbacks {report.fallbacks}.\n")
+        (out_dir / "calm_eval.md").write_text(text)
+    Console().print(Markdown(text.split("## Per series")[0]))
+    Console().print(f"wrote {out_dir / 'calm_eval.md'} and {out_dir / 'rows.jsonl'}")

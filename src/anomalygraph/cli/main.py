@@ -54,6 +54,7 @@ def _mount() -> None:
     from anomalygraph.cli.f2a import app as f2a_app
     from anomalygraph.cli.llm import app as llm_app
     from anomalygraph.cli.rulebank import app as rulebank_app
+    from anomalygraph.cli.stream import stream_cmd
     from anomalygraph.cli.train import train_cmd
 
     data_app.add_typer(synthetic_app)
@@ -61,6 +62,7 @@ def _mount() -> None:
     app.add_typer(llm_app, name="llm")
     app.command("chat")(chat)
     app.command("train")(train_cmd)
+    app.command("stream")(stream_cmd)
     app.add_typer(eval_app, name="eval")
     app.add_typer(f2a_app, name="f2a")
 

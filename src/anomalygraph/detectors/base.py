@@ -7,7 +7,6 @@ computed from *training* scores, never from anything that may carry test labels.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -18,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anomalygraph.core.errors import ConfigError, DataError, NotFittedError
+from anomalygraph.core.registry import Registry
 from anomalygraph.core.thresholds import Threshold, percentile_threshold
 from anomalygraph.data.series import TimeSeries
 
@@ -248,20 +248,16 @@ _BUILTIN: dict[str, str] = {
     "donut": "anomalygraph.detectors.deep.donut:DonutDetector",
     "timesnet": "anomalygraph.detectors.deep.timesnet:TimesNetDetector",
 }
-_REGISTERED: dict[str, type[Detector]] = {}
+_REGISTRY: Registry[type[Detector]] = Registry("detector", _BUILTIN)
 
 
 def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator adding a detector to the registry under ``cls.name``."""
-    existing = _REGISTERED.get(cls.name)
-    if existing is not None and existing is not cls:
-        raise ConfigError(f"detector name '{cls.name}' is already registered by {existing.__qualname__}")
-    _REGISTERED[cls.name] = cls
-    return cls
+    return _REGISTRY.register(cls)
 
 
 def detector_names() -> list[str]:
-    return sorted(set(_BUILTIN) | set(_REGISTERED))
+    return _REGISTRY.names()
 
 
 def affordable_detectors(gpu: bool) -> list[str]:
@@ -270,14 +266,7 @@ def affordable_detectors(gpu: bool) -> list[str]:
 
 
 def get_detector_class(name: str) -> type[Detector]:
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    if name not in _BUILTIN:
-        raise ConfigError(f"unknown detector '{name}'; registered: {', '.join(detector_names())}")
-    module_name, _, attr = _BUILTIN[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    register_detector(cls)
-    return cls
+    return _REGISTRY.get(name)
 
 
 def create_detector(name: str, **config: Any) -> Detector:

@@ -39,6 +39,9 @@ VARIANTS = ("none", "rec_only", "cutaddpaste", "ncad", "mined")
 # rec_only: the same post-training steps on the same CutAddPaste batches with lambda = 0, i.e. only the
 # backbone's own loss; the control that separates "more training" from "pseudo-anomalies"
 DATASETS = ("ucr", "smap_msl", "timeanomalybench")
+SCORE_WITH = ("backbone", "latent", "fused")
+# how each model is scored (DeepConfig.score_with): the backbone's own score, the latent kNN distance,
+# or both fused; every fitted or post-trained model is scored each requested way
 SAMPLE_EVERY = 4
 
 # CPU budget per backbone fit (the papers' architectures, fewer epochs than their defaults where the
@@ -59,6 +62,7 @@ class APERow(BaseModel):
     fold: str
     backbone: str
     variant: str
+    score_with: str = "backbone"
     status: str = "ok"
     bank: str | None = None  # name@version
     bank_sha256: str | None = None
@@ -120,9 +124,28 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _scored(model: Any, train: TimeSeries, series: TimeSeries, modes: Sequence[str]) -> dict[str, tuple[float, float] | str]:
+    """VUS-PR and AUC-PR of ``model`` scored each way in ``modes`` (or why it could not be)."""
+    out: dict[str, tuple[float, float] | str] = {}
+    base = model.config
+    for mode in modes:
+        if mode != "backbone" and "score_with" not in type(base).model_fields:
+            out[mode] = f"skipped: {model.name} has no score_with"
+            continue
+        if mode != "backbone":
+            model.config = base.model_copy(update={"score_with": mode})
+            model.calibrate(train.values)
+        try:
+            out[mode] = _accuracy(series, model.score(series), model.threshold_.value)
+        finally:
+            model.config = base
+    return out
+
+
 def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], config: APEConfig,
-                 fit_settings: Mapping[str, Any] | None = None, on_row: Callable[[APERow], None] | None = None) -> list[APERow]:
-    """Fit ``backbone`` on the series' training rows once; one row per variant."""
+                 fit_settings: Mapping[str, Any] | None = None, on_row: Callable[[APERow], None] | None = None,
+                 score_with: Sequence[str] = ("backbone",)) -> list[APERow]:
+    """Fit ``backbone`` on the series' training rows once; one row per variant and scoring mode."""
     series: TimeSeries = item.series
     base = {"dataset": item.dataset, "series": item.name, "fold": item.fold, "backbone": backbone}
     rows: list[APERow] = []
@@ -140,15 +163,22 @@ def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], confi
     settings = {**FIT_SETTINGS.get(backbone, {}), **(fit_settings or {})}
     try:
         fitted = create_detector(backbone, **settings).fit(train)
-        scores = fitted.score(series)
+        before = _scored(fitted, train, series, score_with)
     except AnomalyGraphError as exc:
         for v in variants:
             emit(APERow(**base, variant=v, status=f"fit failed: {exc}"))
         return rows
+
+    def emit_modes(results: Mapping[str, tuple[float, float] | str], **fields: Any) -> None:
+        for mode, got in results.items():
+            if isinstance(got, str):
+                emit(APERow(**base, **fields, score_with=mode, status=got))
+            else:
+                emit(APERow(**base, **fields, score_with=mode, vus_pr=got[0], auc_pr=got[1]))
+
     for variant in variants:
         if variant == "none":
-            vus, auc = _accuracy(series, scores, fitted.threshold_.value)
-            emit(APERow(**base, variant=variant, vus_pr=vus, auc_pr=auc, fit_seconds=fitted.fit_seconds_, max_rss_mb=_rss_mb()))
+            emit_modes(before, variant=variant, fit_seconds=fitted.fit_seconds_, max_rss_mb=_rss_mb())
             continue
         spec = item.mined if variant == "mined" else "cutaddpaste" if variant == "rec_only" else variant
         if spec is None:
@@ -164,28 +194,32 @@ def evaluate_one(item: EvalSeries, backbone: str, variants: Sequence[str], confi
             emit(APERow(**base, variant=variant, status=f"post-training failed: {exc}"))
             continue
         post_seconds = time.perf_counter() - started
-        vus, auc = _accuracy(series, model.score(series), model.threshold_.value)
         rep, record_bank = record.report, record.bank
-        emit(APERow(**base, variant=variant, vus_pr=vus, auc_pr=auc,
+        emit_modes(_scored(model, train, series, score_with), variant=variant,
                     bank=None if record_bank is None else f"{record_bank.name}@{record_bank.version}",
                     bank_sha256=None if record_bank is None else record_bank.sha256,
                     pseudo_auc_before=rep.before.pseudo_auc, pseudo_auc_after=rep.after.pseudo_auc,
                     neg_similarity_before=rep.before.negative_similarity, neg_similarity_after=rep.after.negative_similarity,
                     fit_seconds=fitted.fit_seconds_, post_seconds=post_seconds, post_epochs=rep.epochs_run,
-                    best_epoch=rep.best_epoch, max_rss_mb=_rss_mb()))
+                    best_epoch=rep.best_epoch, max_rss_mb=_rss_mb())
     return rows
 
 
 def run_ape_eval(items: Sequence[EvalSeries], out_dir: Path, *, backbones: Sequence[str] = BACKBONES[:3],
                  variants: Sequence[str] = VARIANTS, config: APEConfig | None = None,
-                 on_row: Callable[[APERow], None] | None = None) -> list[APERow]:
+                 on_row: Callable[[APERow], None] | None = None,
+                 score_with: Sequence[str] = ("backbone",)) -> list[APERow]:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    unknown = [m for m in score_with if m not in SCORE_WITH]
+    if unknown or not score_with:
+        raise ConfigError(f"unknown or no scoring mode(s) {unknown}; known: {', '.join(SCORE_WITH)}")
     config = config or APEConfig()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps({"ape": config.model_dump(mode="json"), "fit": FIT_SETTINGS,
-                                                     "backbones": list(backbones), "variants": list(variants)}, indent=2))
+                                                     "backbones": list(backbones), "variants": list(variants),
+                                                     "score_with": list(score_with)}, indent=2))
     path = out_dir / "rows.jsonl"
     rows: list[APERow] = []
     with path.open("a", encoding="utf-8") as sink:
@@ -197,7 +231,7 @@ def run_ape_eval(items: Sequence[EvalSeries], out_dir: Path, *, backbones: Seque
 
         for item in items:
             for backbone in backbones:
-                rows += evaluate_one(item, backbone, variants, config, on_row=record)
+                rows += evaluate_one(item, backbone, variants, config, on_row=record, score_with=score_with)
     (out_dir / "ape_eval.md").write_text(markdown(rows))
     return rows
 
@@ -215,34 +249,48 @@ def markdown(rows: Sequence[APERow]) -> str:
     datasets = sorted({r.dataset for r in ok})
     backbones = list(dict.fromkeys(r.backbone for r in ok))
     variants = [v for v in VARIANTS if any(r.variant == v for r in ok)]
-    lines.append("| dataset | backbone | " + " | ".join(variants) + " |")
-    lines.append("|---|---|" + "---|" * len(variants))
-    by = {(r.dataset, r.series, r.backbone, r.variant): r for r in ok}
+    modes = [m for m in SCORE_WITH if any(r.score_with == m for r in ok)]
+    lines.append("| dataset | backbone | scored by | " + " | ".join(variants) + " |")
+    lines.append("|---|---|---|" + "---|" * len(variants))
+    by = {(r.dataset, r.series, r.backbone, r.variant, r.score_with): r for r in ok}
     for ds in datasets:
         for bb in backbones:
-            cells = []
-            for v in variants:
-                got = [r for r in ok if r.dataset == ds and r.backbone == bb and r.variant == v]
-                if not got:
-                    cells.append("–")
-                    continue
-                vus = np.mean([r.vus_pr for r in got])
-                auc = np.mean([r.auc_pr for r in got])
-                deltas = [r.vus_pr - by[(ds, r.series, bb, "none")].vus_pr for r in got
-                          if (ds, r.series, bb, "none") in by and v != "none"]
-                delta = f" Δ{np.mean(deltas):+.3f}" if deltas else ""
-                cells.append(f"{vus:.3f} ({auc:.3f}){delta} n={len(got)}")
-            if any(c != "–" for c in cells):
-                lines.append(f"| {ds} | {bb} | " + " | ".join(cells) + " |")
-    pairs = [(by[k], by[(k[0], k[1], k[2], "cutaddpaste")]) for k in by
-             if k[3] == "mined" and (k[0], k[1], k[2], "cutaddpaste") in by]
-    if pairs:
-        wins = sum(m.vus_pr > h.vus_pr for m, h in pairs)
-        ties = sum(m.vus_pr == h.vus_pr for m, h in pairs)
-        diff = np.mean([m.vus_pr - h.vus_pr for m, h in pairs])
-        lines += ["", f"**Mined vs heuristic (CutAddPaste)**, same series and backbone: mined higher in {wins} of "
-                  f"{len(pairs)} pairs ({ties} ties), mean VUS-PR difference {diff:+.3f}."]
-    post = [r for r in ok if r.post_seconds is not None]
+            for mode in modes:
+                cells = []
+                for v in variants:
+                    got = [r for r in ok if r.dataset == ds and r.backbone == bb and r.variant == v and r.score_with == mode]
+                    if not got:
+                        cells.append("–")
+                        continue
+                    vus = np.mean([r.vus_pr for r in got])
+                    auc = np.mean([r.auc_pr for r in got])
+                    deltas = [r.vus_pr - by[(ds, r.series, bb, "none", mode)].vus_pr for r in got
+                              if (ds, r.series, bb, "none", mode) in by and v != "none"]
+                    delta = f" Δ{np.mean(deltas):+.3f}" if deltas else ""
+                    cells.append(f"{vus:.3f} ({auc:.3f}){delta} n={len(got)}")
+                if any(c != "–" for c in cells):
+                    lines.append(f"| {ds} | {bb} | {mode} | " + " | ".join(cells) + " |")
+    for mode in modes:
+        pairs = [(by[k], by[(k[0], k[1], k[2], "cutaddpaste", mode)]) for k in by
+                 if k[3] == "mined" and k[4] == mode and (k[0], k[1], k[2], "cutaddpaste", mode) in by]
+        if pairs:
+            wins = sum(m.vus_pr > h.vus_pr for m, h in pairs)
+            ties = sum(m.vus_pr == h.vus_pr for m, h in pairs)
+            diff = np.mean([m.vus_pr - h.vus_pr for m, h in pairs])
+            lines += ["", f"**Mined vs heuristic (CutAddPaste)**, scored by {mode}, same series and backbone: mined higher "
+                      f"in {wins} of {len(pairs)} pairs ({ties} ties), mean VUS-PR difference {diff:+.3f}."]
+    if len(modes) > 1 and "backbone" in modes:
+        lines += ["", "**Scoring modes against the backbone's own score**, same series, backbone and variant "
+                  "(mean VUS-PR difference; wins of n):", ""]
+        for mode in modes:
+            if mode == "backbone":
+                continue
+            for bb in backbones:
+                diffs = [r.vus_pr - by[(r.dataset, r.series, bb, r.variant, "backbone")].vus_pr for r in ok
+                         if r.backbone == bb and r.score_with == mode and (r.dataset, r.series, bb, r.variant, "backbone") in by]
+                if diffs:
+                    lines.append(f"- {mode}, {bb}: {np.mean(diffs):+.3f} ({sum(d > 0 for d in diffs)} of {len(diffs)})")
+    post = [r for r in ok if r.post_seconds is not None and r.score_with == "backbone"]
     if post:
         lines += ["", "| backbone | fit s (mean) | post-train s (mean) | epochs (mean) | pseudo-AUC before → after | max RSS MB |",
                   "|---|---|---|---|---|---|"]
@@ -252,12 +300,14 @@ def markdown(rows: Sequence[APERow]) -> str:
                 lines.append(f"| {bb} | {np.mean([r.fit_seconds or 0 for r in got]):.1f} | {np.mean([r.post_seconds for r in got]):.1f} | "
                              f"{np.mean([r.post_epochs for r in got]):.1f} | {np.mean([r.pseudo_auc_before for r in got]):.3f} → "
                              f"{np.mean([r.pseudo_auc_after for r in got]):.3f} | {max(r.max_rss_mb or 0 for r in got):.0f} |")
-    lines += ["", "## Per series", "", "| dataset | series | backbone | variant | bank | VUS-PR | AUC-PR | status |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Per series", "", "| dataset | series | backbone | variant | scored by | bank | VUS-PR | AUC-PR | status |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         vus = "–" if r.vus_pr is None else f"{r.vus_pr:.3f}"
         auc = "–" if r.auc_pr is None else f"{r.auc_pr:.3f}"
-        lines.append(f"| {r.dataset} | {r.series} | {r.backbone} | {r.variant} | {r.bank or ''} | {vus} | {auc} | {r.status} |")
+        lines.append(f"| {r.dataset} | {r.series} | {r.backbone} | {r.variant} | {r.score_with} | {r.bank or ''} | {vus} | {auc} "
+                     f"| {r.status} |")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["BACKBONES", "VARIANTS", "APERow", "EvalSeries", "eval_series", "markdown", "read_rows", "run_ape_eval"]
+__all__ = ["BACKBONES", "SCORE_WITH", "VARIANTS", "APERow", "EvalSeries", "eval_series", "markdown", "read_rows", "run_ape_eval"]

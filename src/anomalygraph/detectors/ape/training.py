@@ -228,6 +228,8 @@ def post_train(
                     break
         keeper.restore()
         _, _, _, after = _validate(detector, val_batches, config)
+        if getattr(detector.config, "score_with", "backbone") != "backbone":
+            detector.calibrate(train_values)  # type: ignore[attr-defined]  # the latent reference moved with the weights
         detector.decision_scores_ = detector.score(train_values)
         detector.threshold_ = percentile_threshold(detector.decision_scores_, detector.config.contamination)
         threads = torch.get_num_threads()

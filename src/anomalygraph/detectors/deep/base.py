@@ -18,11 +18,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from anomalygraph.core.device import torch_device
 from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.stats import median_scale
 from anomalygraph.data.windows import window_starts, windows_to_scores
 from anomalygraph.detectors.base import Detector
 from anomalygraph.detectors.deep.config import DeepConfig
@@ -39,6 +41,7 @@ from anomalygraph.detectors.deep.runtime import (
 
 WEIGHTS_FILE = "model.pt"
 TRAINING_FILE = "training.json"
+LATENT_FILE = "latent.npz"
 
 
 class WindowModel(nn.Module):
@@ -103,6 +106,8 @@ class DeepDetector(Detector):
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
         self.training_: TrainingReport | None = None
+        self.reference_: Tensor | None = None  # [N, H] unit-norm embeddings of training windows (latent scores)
+        self.calibration_: np.ndarray | None = None  # [median, scale] of the backbone and latent scores, held-out rows
         self.on_epoch: Callable[[EpochRecord], None] | None = None
         """Called after every training epoch (a progress bar's hook); not saved."""
 
@@ -157,6 +162,8 @@ class DeepDetector(Detector):
             torch.manual_seed(self.config.seed)
             self.model_ = self.build_model(values.shape[1]).to(device)
             self.training_ = self._train(self.standardise(values))
+        if self.config.score_with != "backbone":
+            self.calibrate(values)
 
     def _train(self, series: Tensor) -> TrainingReport:
         config, model = self.config, self._model()
@@ -213,7 +220,66 @@ class DeepDetector(Detector):
 
     def _score(self, values: np.ndarray) -> np.ndarray:
         with torch_threads(self.threads()):
-            return self.score_standardised(self.standardise(values))
+            series = self.standardise(values)
+            if self.config.score_with == "backbone":
+                return self.score_standardised(series)
+            if self.reference_ is None or self.calibration_ is None:
+                raise ConfigError(f"{self.name}: score_with={self.config.score_with!r} needs calibrate(training values) "
+                                  "after fitting or post-training")
+            latent = self.latent_scores(series)
+            if self.config.score_with == "latent":
+                return latent
+            (b_med, b_scale), (l_med, l_scale) = self.calibration_
+            return (self.score_standardised(series) - b_med) / b_scale + (latent - l_med) / l_scale
+
+    def calibrate(self, train_values: np.ndarray) -> None:
+        """Latent reference and score statistics from the training rows, for ``score_with`` latent/fused.
+
+        The reference is the embeddings of windows in the first training rows (those the fit trained
+        on); the medians and scales come from the last ``validation_fraction`` rows, which the
+        reference does not contain, so a window is never compared with itself. Call again after the
+        weights change (APE post-training does).
+        """
+        window = self.config.window
+        cut = round(len(train_values) * (1 - self.config.validation_fraction))
+        if cut < window + 1 or len(train_values) - cut < window:
+            cut = len(train_values)  # too short to hold rows out: statistics from the reference rows themselves
+        with torch_threads(self.threads()):
+            series = self.standardise(train_values)
+            starts = window_starts(cut, window, self.config.train_stride)
+            if len(starts) > self.config.latent_reference:
+                starts = starts[np.linspace(0, len(starts) - 1, self.config.latent_reference).round().astype(int)]
+            self.reference_ = self._embeddings(series, starts)
+            # the held-out rows with the window before them, so their first rows get whole windows
+            lead = window - 1 if cut < len(train_values) else 0
+            held = series[cut - lead:] if lead else series
+            backbone = self.score_standardised(held)[lead:]
+            latent = self.latent_scores(held)[lead:]
+        self.calibration_ = np.array([median_scale(backbone), median_scale(latent)], dtype=np.float64)
+
+    @torch.no_grad()
+    def _embeddings(self, series: Tensor, starts: np.ndarray) -> Tensor:
+        model, window = self._model(), self.config.window
+        model.eval()
+        index = torch.as_tensor(starts, device=series.device)
+        return torch.cat([F.normalize(model.encode(gather_windows(series, b, window)).float(), dim=1)
+                          for b in index.split(max(self.config.batch_size, 256))])
+
+    @torch.no_grad()
+    def latent_scores(self, series: Tensor) -> np.ndarray:
+        """Per timestamp: 1 - mean cosine similarity of each window's embedding to its k nearest reference
+        embeddings, spread over the window's steps (a window's novelty belongs to every step in it)."""
+        assert self.reference_ is not None
+        window = self.config.window
+        starts = window_starts(len(series), window, self.config.score_stride)
+        k = min(self.config.latent_neighbours, len(self.reference_))
+        parts = []
+        for chunk in np.array_split(starts, max(1, len(starts) // 1024)):
+            sims = self._embeddings(series, chunk) @ self.reference_.T
+            parts.append((1 - sims.topk(k, dim=1).values.mean(1)).cpu().numpy())
+        per_window = np.concatenate(parts).astype(np.float64)
+        return windows_to_scores(np.repeat(per_window[:, None], window, axis=1), starts, window, len(series),
+                                 self.config.reduce)
 
     @torch.no_grad()
     def score_standardised(self, series: Tensor) -> np.ndarray:
@@ -237,6 +303,8 @@ class DeepDetector(Detector):
         save_weights(directory / WEIGHTS_FILE, self._model(), self.mean_, self.scale_)
         if self.training_ is not None:
             (directory / TRAINING_FILE).write_text(self.training_.model_dump_json(indent=2))
+        if self.reference_ is not None and self.calibration_ is not None:
+            np.savez(directory / LATENT_FILE, reference=self.reference_.cpu().numpy(), calibration=self.calibration_)
 
     def _load_state(self, directory: Path) -> None:
         assert self.n_features_ is not None
@@ -246,6 +314,11 @@ class DeepDetector(Detector):
         report = directory / TRAINING_FILE
         if report.is_file():
             self.training_ = TrainingReport.model_validate(json.loads(report.read_text()))
+        latent = directory / LATENT_FILE
+        if latent.is_file():
+            with np.load(latent, allow_pickle=False) as saved:
+                self.reference_ = torch.from_numpy(saved["reference"]).to(self.device)
+                self.calibration_ = saved["calibration"]
 
     def _model(self) -> WindowModel:
         if self.model_ is None:

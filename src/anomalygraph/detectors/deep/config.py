@@ -9,6 +9,7 @@ from pydantic import Field
 from anomalygraph.detectors.base import DetectorConfig
 
 Reduce = Literal["mean", "max"]
+ScoreWith = Literal["backbone", "latent", "fused"]
 
 
 class DeepConfig(DetectorConfig):
@@ -29,5 +30,12 @@ class DeepConfig(DetectorConfig):
         0.2, ge=0, lt=1, description="last share of training windows held out for early stopping"
     )
     patience: int = Field(3, ge=1, description="epochs without a lower validation loss before stopping")
+    score_with: ScoreWith = Field(
+        "backbone",
+        description="'backbone': the model's own score (its paper's); 'latent': the distance of a window's embedding "
+        "to its nearest training embeddings; 'fused': both, each robust-standardised on the held-out training rows, summed",
+    )
+    latent_neighbours: int = Field(5, ge=1, le=100, description="k nearest training embeddings a latent score averages")
+    latent_reference: int = Field(2000, ge=16, le=100_000, description="most training windows kept as the latent reference")
     device: str | None = Field(None, description="torch device; None = CUDA when present, else CPU")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: every core allowed)")

@@ -140,3 +140,31 @@ def test_a_version_published_by_another_process_becomes_live_for_later_points(tm
         list(loop.add(state, p))
     later = [o for o in loop.release(state, key, real_points[409].timestamp) if isinstance(o, ScoredPoint)]
     assert {o.model_version for o in later} == {2} and loop.live(state, key).version == 2
+
+
+def test_batched_forecasts_equal_one_point_at_a_time(tmp_path: Path, real_points) -> None:
+    points = real_points[:400] + real_points[402:700]  # a gap inside the batch
+    runs = []
+    for name, every in (("batched", 0), ("single", 1)):
+        loop = CalmLoop(small_config(batch_size=None), ModelStore(tmp_path / name), RuleJudge())
+        _, out = _run(loop, points, release_every=every)
+        runs.append([(o.timestamp, o.score, o.flagged) for o in out if isinstance(o, ScoredPoint) and o.score is not None])
+    batched, single = runs
+    assert [b[0] for b in batched] == [s[0] for s in single] and [b[2] for b in batched] == [s[2] for s in single]
+    assert max(abs(b[1] - s[1]) for b, s in zip(batched, single, strict=True)) < 1e-6
+
+
+def test_a_long_gap_restarts_the_context_and_judges_waiting_flags_first(shared_data, tmp_path: Path) -> None:
+    from anomalygraph.data.loaders import load_series
+    from anomalygraph.streaming.replay import series_points
+
+    # a real series whose long gaps (hours, at a 5-minute step) restart the context with flags waiting
+    points = series_points(load_series(shared_data / "NAB/data/realKnownCause/rogue_agent_key_hold.csv"))
+    loop = CalmLoop(small_config(max_gap=10), ModelStore(tmp_path), KeepAllJudge())
+    state, out = _run(loop, points)
+    judged = [o for o in out if isinstance(o, JudgmentRecord)]
+    assert state.counts["restarts"] >= 1
+    assert state.counts["flagged"] == len(judged) + state.counts["unjudged"]
+    assert len({j.point_id for j in judged}) == len(judged)
+    scored = [o for o in out if isinstance(o, ScoredPoint)]
+    assert len(scored) == len(points) + state.counts["filled"]

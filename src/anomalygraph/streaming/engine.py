@@ -20,7 +20,7 @@ import copy
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -38,6 +38,7 @@ from anomalygraph.streaming.store import ModelStore
 logger = logging.getLogger("anomalygraph.streaming")
 
 Output = ScoredPoint | Rejected | JudgmentRecord | ModelEvent
+FORECAST_BATCH = 256  # released points forecast in one batch
 
 
 class Verdict(Protocol):
@@ -67,7 +68,8 @@ class KeyState:
     keep: list[str] = field(default_factory=list)  # KEEP point ids since the last fine-tune
     counts: dict[str, int] = field(default_factory=lambda: {"points": 0, "scored": 0, "flagged": 0, "KEEP": 0,
                                                             "REMOVE": 0, "filled": 0, "rejected": 0,
-                                                            "finetunes": 0, "finetune_failures": 0, "seq": 0})
+                                                            "finetunes": 0, "finetune_failures": 0, "unjudged": 0,
+                                                            "restarts": 0, "seq": 0})
 
 
 class CalmLoop:
@@ -75,13 +77,16 @@ class CalmLoop:
 
     def __init__(self, config: StreamConfig, store: ModelStore, judge: Judge, *,
                  judged: Mapping[str, JudgmentRecord] | None = None,
-                 on_judgment: Callable[[JudgmentRecord], None] | None = None) -> None:
+                 on_judgment: Callable[[JudgmentRecord], None] | None = None,
+                 on_commit: Callable[[], None] | None = None) -> None:
         self.config = config
         self.store = store
         self.judge = judge
         self.judged = dict(judged or {})  # point id -> judgment already written (a restart replays them)
         self.on_judgment = on_judgment
+        self.on_commit = on_commit  # make the judgments written so far durable (before a fine-tune, after a release)
         self.models: dict[str, QuantileForecaster] = {}
+        self.forecasts: dict[tuple[str, int | None, float], np.ndarray] = {}  # batched ahead, see _forecast
         self.polled: dict[str, float] = {}  # key -> when the store was last listed (monotonic seconds)
 
     # ------------------------------------------------------------ entry points
@@ -98,8 +103,10 @@ class CalmLoop:
         if points and now - self.polled.get(key, -1e18) >= self.config.swap_poll:
             self.polled[key] = now
             self._swap_if_newer(state, key)
-        for point in points:
-            yield from self._one(state, key, point)
+        for i, point in enumerate(points):
+            yield from self._one(state, key, point, points[i + 1 : i + FORECAST_BATCH])
+        if points and self.on_commit is not None:
+            self.on_commit()
 
     def finish(self, state: KeyState, key: str) -> Iterator[Output]:
         """End of the stream: release everything, then judge flags with whatever future context exists."""
@@ -120,7 +127,7 @@ class CalmLoop:
         if latest is not None and state.version is not None and latest > state.version:
             state.version = latest  # the side input's job: a newer complete artifact is live from now on
 
-    def _one(self, state: KeyState, key: str, point: Point) -> Iterator[Output]:
+    def _one(self, state: KeyState, key: str, point: Point, ahead: Sequence[Point] = ()) -> Iterator[Output]:
         state.counts["points"] += 1
         if state.version is None:
             yield from self._warm(state, key, point)
@@ -131,7 +138,7 @@ class CalmLoop:
         out = ScoredPoint(key=key, timestamp=point.timestamp, value=point.value, label=point.label,
                           model_version=state.version, seq=_next_seq(state))
         if context is not None:
-            q = model.predict(context[None, :])[0, 0]  # [Q], one step ahead
+            q = self._forecast(state, key, model, context, point, ahead)  # [Q], one step ahead
             lower, upper = iqr.iqr_bounds(q, model.quantiles, k=self.config.k)
             out.quantiles, out.lower, out.upper = [float(v) for v in q], float(lower), float(upper)
             out.score = float(iqr.outlier_score(np.float64(point.value), lower, upper, k=self.config.k))
@@ -148,6 +155,29 @@ class CalmLoop:
             if flag["timestamp"] < point.timestamp:
                 flag["after"] += 1
         yield from self._judge_ready(state, key, now=point.timestamp, final=False)
+
+    def _forecast(self, state: KeyState, key: str, model: QuantileForecaster, context: np.ndarray, point: Point,
+                  ahead: Sequence[Point]) -> np.ndarray:
+        """One-step quantiles for ``point``, computed in one batch with the released points after it.
+
+        The points after it that follow without a gap would see exactly this context shifted by the
+        points between (each is appended after it is scored), so their forecasts are made now and
+        kept under (key, model version, timestamp); a fine-tune (a new version) makes them unused.
+        """
+        cached = self.forecasts.pop((key, state.version, point.timestamp), None)
+        if cached is not None:
+            return cached
+        stamps, values = [point.timestamp], [point.value]
+        for nxt in ahead:
+            if state.step is not None and round((nxt.timestamp - stamps[-1]) / state.step) > 1:
+                break  # a gap: filled points will change that context
+            stamps.append(nxt.timestamp)
+            values.append(nxt.value)
+        sequence = np.concatenate([context, np.asarray(values[:-1], dtype=np.float64)])
+        windows = np.lib.stride_tricks.sliding_window_view(sequence, len(context))
+        predicted = model.predict(windows)[:, 0]  # [n, Q]
+        self.forecasts = {(key, state.version, t): q for t, q in zip(stamps[1:], predicted[1:], strict=True)}
+        return predicted[0]
 
     def _warm(self, state: KeyState, key: str, point: Point) -> Iterator[Output]:
         state.warm_ts.append(point.timestamp)
@@ -178,6 +208,11 @@ class CalmLoop:
         if missing <= 0:
             return
         if missing > self.config.max_gap:
+            # the context restarts: flags waiting for future context are judged with what they have
+            yield from self._judge_ready(state, key, now=last_ts, final=True)
+            state.counts["unjudged"] += len(state.pending)
+            state.counts["restarts"] += 1
+            state.pending = []
             state.history_ts.clear()
             state.history_values.clear()
             state.history_real.clear()
@@ -222,6 +257,9 @@ class CalmLoop:
             record = self.judged.get(flag["point_id"])
             if record is None:
                 index = int(np.searchsorted(ts, flag["timestamp"]))
+                if index == 0 or index >= len(ts) - 1 or ts[index] != flag["timestamp"]:
+                    state.counts["unjudged"] += 1  # a guard: its context left the history
+                    continue
                 lo, hi = max(0, index - need), min(len(ts), index + need + 1)
                 context = build_context(flag["point_id"], key, [_iso(t) for t in ts[lo:hi]], values[lo:hi], index - lo,
                                         flag["predicted"], flag["lower"], flag["upper"], neighbours=need)
@@ -231,7 +269,7 @@ class CalmLoop:
                                         model_version=state.version or 0)
                 self.judged[record.point_id] = record
                 if self.on_judgment is not None:
-                    self.on_judgment(record)  # written before the batch buffer moves on
+                    self.on_judgment(record)  # written (and, before any fine-tune uses it, synced) first
             state.counts[record.decision] += 1
             yield record
             if record.decision == "KEEP":
@@ -241,6 +279,8 @@ class CalmLoop:
 
     def _finetune(self, state: KeyState, key: str, at: float) -> Iterator[Output]:
         started = time.perf_counter()
+        if self.on_commit is not None:
+            self.on_commit()  # the KEEP batch this fine-tune consumes is on disk first
         live = self.live(state, key)
         candidate = copy.deepcopy(live)
         values = np.asarray(state.history_values, dtype=np.float64)[-self.config.finetune_history:]

@@ -26,7 +26,12 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import (
+    BagStateSpec,
+    ReadModifyWriteStateSpec,
+    TimerSpec,
+    on_timer,
+)
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
@@ -58,11 +63,14 @@ def make_judge(kind: str, cache_path: Path | None = None) -> Any:
 
 
 class JudgmentLog:
-    """Judgments appended per key and fsynced before the loop moves on; a rerun answers from them."""
+    """Judgments appended per key; :meth:`sync` fsyncs them, which the loop calls before a fine-tune consumes
+    a KEEP batch and at the end of every release, so no judgment a model was trained on can be lost. A rerun
+    answers from this log instead of asking again."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self.open: dict[str, Any] = {}
 
     def read(self) -> dict[str, JudgmentRecord]:
         out: dict[str, JudgmentRecord] = {}
@@ -74,14 +82,30 @@ class JudgmentLog:
         return out
 
     def write(self, record: JudgmentRecord) -> None:
-        with (self.directory / f"{key_dir_name(record.key)}.jsonl").open("a", encoding="utf-8") as sink:
-            sink.write(record.model_dump_json() + "\n")
-            sink.flush()
+        name = key_dir_name(record.key)
+        sink = self.open.get(name)
+        if sink is None:
+            sink = self.open[name] = (self.directory / f"{name}.jsonl").open("a", encoding="utf-8")
+        sink.write(record.model_dump_json() + "\n")
+        sink.flush()
+
+    def sync(self) -> None:
+        for sink in self.open.values():
             os.fsync(sink.fileno())
+
+    def close(self) -> None:
+        self.sync()
+        for sink in self.open.values():
+            sink.close()
+        self.open.clear()
 
 
 class CalmDoFn(beam.DoFn):
+    """Arrivals go to a bag (cheap per element); the key's loop state is read and written once per timer firing."""
+
     STATE = ReadModifyWriteStateSpec("calm", PickleCoder())
+    ARRIVED = BagStateSpec("arrived", PickleCoder())
+    ARMED = ReadModifyWriteStateSpec("armed", PickleCoder())  # (timer time, end marker's time or None)
     RELEASE = TimerSpec("release", TimeDomain.WATERMARK)
 
     def __init__(self, config: StreamConfig, out_dir: str, judge: Any = None) -> None:
@@ -95,43 +119,54 @@ class CalmDoFn(beam.DoFn):
         out = Path(self.out_dir)
         log = JudgmentLog(out / "judgment_log")
         judge = self.judge or make_judge(config.judge, out / "judge_cache.jsonl")
-        self.loop = CalmLoop(config, ModelStore(out / "models"), judge, judged=log.read(), on_judgment=log.write)
+        self.log = log
+        self.loop = CalmLoop(config, ModelStore(out / "models"), judge, judged=log.read(), on_judgment=log.write,
+                             on_commit=log.sync)
 
-    def process(self, element: tuple[str, Point | End], state: Any = beam.DoFn.StateParam(STATE),  # noqa: B008
-                timer: Any = beam.DoFn.TimerParam(RELEASE)) -> Iterator[Any]:  # noqa: B008
-        assert self.loop is not None
+    def teardown(self) -> None:
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+
+    def process(self, element: tuple[str, Point | End],
+                arrived: Any = beam.DoFn.StateParam(ARRIVED),  # noqa: B008
+                armed: Any = beam.DoFn.StateParam(ARMED),  # noqa: B008
+                timer: Any = beam.DoFn.TimerParam(RELEASE)) -> None:  # noqa: B008
         _, item = element
-        st: KeyState = state.read() or KeyState()
+        at, end = armed.read() or (None, None)
         if isinstance(item, End):
-            st.end = item.timestamp
+            end = item.timestamp
+            at = end  # the end marker releases everything
         else:
-            yield from _tagged(self.loop.add(st, item))
-        _arm(st, timer)
-        state.write(st)
+            arrived.add(item)
+            if end is None and (at is None or item.timestamp < at):
+                at = item.timestamp
+        timer.set(Timestamp(at))
+        armed.write((at, end))
 
     @on_timer(RELEASE)
     def release(self, key: Any = beam.DoFn.KeyParam, fired: Any = beam.DoFn.TimestampParam,
                 state: Any = beam.DoFn.StateParam(STATE),  # noqa: B008
+                arrived: Any = beam.DoFn.StateParam(ARRIVED),  # noqa: B008
+                armed: Any = beam.DoFn.StateParam(ARMED),  # noqa: B008
                 timer: Any = beam.DoFn.TimerParam(RELEASE)) -> Iterator[Any]:  # noqa: B008
         assert self.loop is not None
         st: KeyState = state.read() or KeyState()
+        for point in arrived.read():  # the ordering policy applies as points enter the loop
+            yield from _tagged(self.loop.add(st, point))
+        arrived.clear()
+        _, end = armed.read() or (None, None)
+        st.end = end
         upto = float(fired)
-        end = st.end
         if end is not None and upto >= end:
             yield from _tagged(self.loop.finish(st, key))
+            armed.write((None, end))
         else:
             yield from _tagged(self.loop.release(st, key, upto))
-            _arm(st, timer)
+            at = end if end is not None else st.buffer.earliest()
+            if at is not None:
+                timer.set(Timestamp(at))
+            armed.write((at, end))
         state.write(st)
-
-
-def _arm(st: KeyState, timer: Any) -> None:
-    """The timer at the end marker once it came (release everything), else at the earliest pending point."""
-    earliest = st.buffer.earliest()
-    if st.end is not None:
-        timer.set(Timestamp(st.end))
-    elif earliest is not None:
-        timer.set(Timestamp(earliest))
 
 
 def _tagged(outputs: Iterator[Output]) -> Iterator[Any]:

@@ -52,10 +52,10 @@ def quantile_column(quantile_forecast: np.ndarray, quantiles: Sequence[float], l
     if forecast.shape[-1:] != levels.shape:
         raise DataError(f"quantile forecast has {forecast.shape[-1:]} levels on its last axis, "
                         f"but {len(levels)} quantiles were named {list(levels)}")
-    hits = np.flatnonzero(np.isclose(levels, level, rtol=0, atol=1e-9))
-    if not len(hits):
+    hits = [i for i, q in enumerate(levels.tolist()) if abs(q - level) <= 1e-9]  # a few levels: no numpy call per point
+    if not hits:
         raise ConfigError(f"quantile level {level:g} is not among the forecaster's levels {[f'{q:g}' for q in levels]}")
-    return forecast[..., int(hits[0])]
+    return forecast[..., hits[0]]
 
 
 def iqr_bounds(quantile_forecast: np.ndarray, quantiles: Sequence[float], q1: float | Sequence[float] = Q1_LEVELS,

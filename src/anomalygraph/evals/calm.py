@@ -213,8 +213,8 @@ def markdown(rows: Sequence[CalmRow]) -> str:
     lines = ["# CALM: static forecaster vs CALM", "",
              "Mean over series of ROC AUC (the paper's metric), VUS-PR and AUC-PR on the points after each warm-up; "
              "Δ ROC AUC against `static` on the same series; judge counts and fine-tunes summed; [q20, q80] coverage "
-             "on the first → last quarter of the scored points, and the interval's width on the last quarter over the first "
-             "(1: unchanged; below 1: narrower, the paper's quantile collapse).", "",
+             "on the first → last quarter of the scored points, and the median over series of the interval's width on the last "
+             "quarter over the first (1: unchanged; below 1: narrower, the paper's quantile collapse).", "",
              "| variant | judge | N | epochs | noise | n | ROC AUC | Δ vs static | VUS-PR | AUC-PR | flagged | KEEP | "
              "REMOVE | fallbacks | fine-tunes | coverage first → last | width last / first | points/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -233,7 +233,7 @@ def markdown(rows: Sequence[CalmRow]) -> str:
             f"{sum(r.keep for r in got)} | {sum(r.remove for r in got)} | {sum(r.fallbacks for r in got)} | "
             f"{sum(r.finetunes for r in got)} | {np.mean([r.coverage_first for r in got]):.2f} → "
             f"{np.mean([r.coverage_last for r in got]):.2f} | "
-            f"{np.mean([r.width_last / r.width_first for r in got if r.width_first]):.2f} | {pps:,.0f} |")
+            f"{np.median([r.width_last / r.width_first for r in got if r.width_first]):.2f} | {pps:,.0f} |")
     lines += ["", "## Per series", "", "| dataset | series | variant | ROC AUC | VUS-PR | flagged | KEEP | REMOVE | "
               "fine-tunes | status |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-from anomalygraph.core.errors import ConfigError, DataError
+from anomalygraph.core.errors import ConfigError, DataError, validation_problems
 
 app = typer.Typer(help="Agent evals: the analyst, the diagnosis graph, the rule-bank generation graph.", no_args_is_help=True)
 
@@ -423,7 +423,7 @@ def ape_cmd(
     try:
         config = APEConfig(**_parse_sets(ape_settings))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        problems = validation_problems(exc)
         raise ConfigError(f"invalid --ape-set: {problems}") from exc
     items = ev.eval_series(data_root(data), fold, subset=subset, datasets=names, mined_banks=mined,  # type: ignore[arg-type]
                            bench_dir=bench_dir)
@@ -526,7 +526,7 @@ def calm_cmd(
     try:
         base = StreamConfig(**_parse_sets(settings))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        problems = validation_problems(exc)
         raise ConfigError(f"invalid --set: {problems}") from exc
     found = fold_series(data_root(data), folds, names)[::every]  # type: ignore[arg-type]
     items = [(ds, p.stem, p) for ds, p, _ in found]

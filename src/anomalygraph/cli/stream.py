@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.table import Table
 
 from anomalygraph.cli.common import parse_sets
-from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.errors import ConfigError, validation_problems
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -107,7 +107,7 @@ def stream_cmd(
         config = StreamConfig(**{**parse_sets(settings), "judge": judge, "forecaster": forecaster,
                                  "forecaster_config": parse_sets(forecaster_settings)})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        problems = validation_problems(exc)
         raise ConfigError(f"invalid stream settings: {problems}") from exc
     from anomalygraph.detectors.calm import create_forecaster
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.errors import ConfigError, validation_problems
 from anomalygraph.data.validation import NanPolicy
 
 out = Console(soft_wrap=True)
@@ -63,7 +63,7 @@ def train_cmd(
     try:
         ape_config = APEConfig(**_parse_sets(ape_settings))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        problems = validation_problems(exc)
         raise ConfigError(f"invalid --ape-set: {problems}") from exc
     pseudo = resolve_pseudo(post_train) if post_train is not None else None
     if post_train is not None and not hasattr(model, "encode"):

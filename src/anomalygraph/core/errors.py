@@ -8,6 +8,7 @@ Everything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 
 class AnomalyGraphError(Exception):
@@ -33,3 +34,9 @@ class DataWarning(UserWarning):
 def warn_data(message: str) -> None:
     """Emit a :class:`DataWarning` attributed to the caller's caller."""
     warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def validation_problems(exc: Any, root: str = "config") -> str:
+    """A pydantic ``ValidationError`` as one line: ``field: message`` for every bad field, ``; ``-separated
+    (``root`` names a problem with the whole object)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or root}: {e['msg']}" for e in exc.errors())

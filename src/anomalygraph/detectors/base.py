@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from anomalygraph.core.errors import ConfigError, DataError, NotFittedError
+from anomalygraph.core.errors import ConfigError, DataError, NotFittedError, validation_problems
 from anomalygraph.core.registry import Registry
 from anomalygraph.core.thresholds import Threshold, percentile_threshold
 from anomalygraph.data.series import TimeSeries
@@ -224,11 +224,7 @@ class Detector(ABC):
 
 
 def _config_message(name: str, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        parts.append(f"{field}: {err['msg']}")
-    return f"invalid configuration for detector '{name}': " + "; ".join(parts)
+    return f"invalid configuration for detector '{name}': {validation_problems(exc)}"
 
 
 # ------------------------------------------------------------------ registry

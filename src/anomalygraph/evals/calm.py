@@ -27,12 +27,13 @@ from pydantic import BaseModel, ConfigDict
 from anomalygraph.agents.judge import JudgeContext, build_context
 from anomalygraph.core.errors import ConfigError
 from anomalygraph.data.series import TimeSeries
-from anomalygraph.detectors.calm import interval_coverage, interval_width
+from anomalygraph.detectors.calm import get_forecaster_class, interval_coverage, interval_width
 from anomalygraph.metrics.evaluate import evaluate_scores
 from anomalygraph.streaming.config import StreamConfig
 from anomalygraph.streaming.engine import CalmLoop, KeyState
 from anomalygraph.streaming.pipeline import make_judge
 from anomalygraph.streaming.records import JudgmentRecord, ModelEvent, Point, ScoredPoint
+from anomalygraph.streaming.replay import event_seconds
 from anomalygraph.streaming.store import ModelStore
 
 NEVER = None  # the batch size that turns fine-tuning off
@@ -85,8 +86,7 @@ def warmup_of(series: TimeSeries, minimum: int = 300) -> int:
 
 
 def univariate_points(series: TimeSeries, key: str) -> list[Point]:
-    seconds = (series.timestamps.asi8.astype(np.float64) / 1e9 if series.timestamps is not None
-               else np.arange(series.length, dtype=np.float64))
+    seconds = event_seconds(series)
     labels = series.labels if series.labels is not None else np.zeros(series.length, dtype=int)
     return [Point(key=key, timestamp=float(t), value=float(v), label=int(y))
             for t, v, y in zip(seconds, series.values[:, 0].astype(np.float64), labels, strict=True)]
@@ -176,9 +176,8 @@ def flag_contexts(scored: Sequence[ScoredPoint], neighbours: int, limit: int, se
 
 
 def base_levels(config: StreamConfig) -> tuple[float, ...]:
-    from anomalygraph.detectors.calm import create_forecaster
-
-    return create_forecaster(config.forecaster, **config.forecaster_config).quantiles
+    """The forecaster's quantile levels, read from its configuration (no model is built)."""
+    return get_forecaster_class(config.forecaster).config_class(**config.forecaster_config).quantiles
 
 
 def run_calm_eval(items: Sequence[tuple[str, str, TimeSeries]], out_dir: Path, *, variants: Sequence[str] = DEFAULT_VARIANTS,

@@ -29,7 +29,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.errors import ConfigError, validation_problems
 from anomalygraph.core.llm_settings import CAPABILITIES_KEY, ModelCapabilities
 
 Reply = AIMessage | str | Callable[[list[BaseMessage]], AIMessage | str] | BaseException
@@ -93,7 +93,7 @@ def load_script(path: str | Path) -> list[Reply]:
         try:
             replies.append(_FileReply(_ReplySpec.model_validate(item)))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}" for e in exc.errors())
+            problems = validation_problems(exc, "reply")
             raise ConfigError(f"{where}: reply {i}: {problems}") from exc
     return replies
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from anomalygraph.core.errors import ConfigError, DataWarning
+from anomalygraph.core.errors import ConfigError, DataWarning, validation_problems
 from anomalygraph.core.settings import get_settings
 from anomalygraph.core.stats import robust_scale
 from anomalygraph.data.channels import SCORED_ROLES, channel_roles, scored_channels
@@ -187,7 +187,7 @@ def as_config(config: CorpusConfig | Mapping[str, Any] | None) -> CorpusConfig:
         try:
             config = CorpusConfig.model_validate(dict(config))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+            problems = validation_problems(exc)
             raise ConfigError(f"invalid corpus configuration: {problems}") from exc
     if config.n_synthetic and config.synthetic_length < config.total:
         raise ConfigError(f"synthetic_length {config.synthetic_length} is shorter than one window "

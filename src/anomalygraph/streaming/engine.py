@@ -60,7 +60,6 @@ class KeyState:
     warm_values: list[float] = field(default_factory=list)
     history_ts: deque[float] = field(default_factory=deque)
     history_values: deque[float] = field(default_factory=deque)
-    history_real: deque[bool] = field(default_factory=deque)
     step: float | None = None
     end: float | None = None  # the timestamp of the replay's last point, once its end marker arrived
     version: int | None = None
@@ -144,7 +143,7 @@ class CalmLoop:
             out.score = float(iqr.outlier_score(np.float64(point.value), lower, upper, k=self.config.k))
             out.flagged = bool(iqr.flag(np.float64(point.value), lower, upper))
             state.counts["scored"] += 1
-        self._append(state, point.timestamp, point.value, real=True)
+        self._append(state, point.timestamp, point.value)
         if out.flagged:
             state.counts["flagged"] += 1
             state.pending.append({"point_id": point.point_id, "timestamp": point.timestamp, "value": point.value,
@@ -191,11 +190,11 @@ class CalmLoop:
         model = create_forecaster(self.config.forecaster, **self.config.forecaster_config)
         model.fit(values)
         steps = np.diff(np.asarray(state.warm_ts))
-        state.step = self.config.step or float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0
+        state.step = self.config.step or (float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0)
         version = self.store.publish(key, model, {"trigger": "warmup", "points": len(values)})
         state.version = version
         for ts, v in zip(state.warm_ts, state.warm_values, strict=True):
-            self._append(state, ts, v, real=True)
+            self._append(state, ts, v)
         state.warm_ts, state.warm_values = [], []
         yield ModelEvent(key=key, version=version, at_timestamp=point.timestamp, trigger="warmup",
                          train_windows=len(values), seconds=time.perf_counter() - started)
@@ -215,26 +214,23 @@ class CalmLoop:
             state.pending = []
             state.history_ts.clear()
             state.history_values.clear()
-            state.history_real.clear()
             return
         for i in range(1, missing + 1):
             frac = i / (missing + 1)
             ts = last_ts + (point.timestamp - last_ts) * frac
             value = last_v + (point.value - last_v) * frac
-            self._append(state, ts, value, real=False)
+            self._append(state, ts, value)
             state.counts["filled"] += 1
             yield ScoredPoint(key=key, timestamp=ts, value=value, filled=True, model_version=state.version,
                               seq=_next_seq(state))
 
-    def _append(self, state: KeyState, ts: float, value: float, *, real: bool) -> None:
+    def _append(self, state: KeyState, ts: float, value: float) -> None:
         state.history_ts.append(ts)
         state.history_values.append(value)
-        state.history_real.append(real)
         limit = max(self.config.finetune_history, self.config.warmup) + 2 * self.config.neighbours + 1
         while len(state.history_ts) > limit:
             state.history_ts.popleft()
             state.history_values.popleft()
-            state.history_real.popleft()
 
     @staticmethod
     def _context(state: KeyState, length: int) -> np.ndarray | None:

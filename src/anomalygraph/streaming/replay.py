@@ -33,12 +33,16 @@ def source_files(source: Path) -> list[Path]:
     raise DataError(f"{source}: no such file or folder")
 
 
+def event_seconds(series: TimeSeries) -> np.ndarray:
+    """Event time of each row in seconds since the epoch (one second per row without timestamps)."""
+    if series.timestamps is not None:
+        return series.timestamps.asi8.astype(np.float64) / 1e9
+    return np.arange(series.length, dtype=np.float64)
+
+
 def series_points(series: TimeSeries) -> list[Point]:
     """Every value of every channel as a point, in file order."""
-    if series.timestamps is not None:
-        seconds = series.timestamps.asi8.astype(np.float64) / 1e9
-    else:
-        seconds = np.arange(series.length, dtype=np.float64)
+    seconds = event_seconds(series)
     labels = series.labels
     multi = series.values.shape[1] > 1
     points: list[Point] = []

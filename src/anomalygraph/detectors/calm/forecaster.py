@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from anomalygraph.core.errors import ConfigError, DataError, NotFittedError
+from anomalygraph.core.errors import ConfigError, DataError, NotFittedError, validation_problems
 from anomalygraph.core.registry import Registry
 from anomalygraph.detectors.deep.runtime import available_cores
 
@@ -91,8 +91,7 @@ class FineTuneReport(BaseModel):
 
 def config_error(name: str, exc: ValidationError) -> ConfigError:
     """One line naming every bad field, for a forecaster's config."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()]
-    return ConfigError(f"invalid configuration for forecaster '{name}': " + "; ".join(parts))
+    return ConfigError(f"invalid configuration for forecaster '{name}': {validation_problems(exc)}")
 
 
 def finite_1d(values: Any, what: str) -> np.ndarray:

@@ -10,12 +10,12 @@ DATA ?= ../shared/data
 OUT ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install reference-env demo serve test lint clean
+.PHONY: install reference-env browser demo serve ui test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,llm,f2a,stream]"
+	$(BIN)/pip install -q -e ".[dev,llm,f2a,stream,ui]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,7 +38,20 @@ serve: install
 	LANGSMITH_TRACING=false LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true \
 	$(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port $(SERVE_PORT) --config langgraph.json
 
-test: install reference-env
+# The browser test's Chromium: Debian's package (Playwright's own download cannot run here).
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+browser:
+ifeq ($(CHROMIUM),)
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+endif
+
+# The web workspace on http://127.0.0.1:$(UI_PORT) over the same data roots, threads and settings.
+UI_PORT ?= 8501
+ui: install
+	ANOMALYGRAPH_DATA_ROOTS='["$(abspath $(DATA))", "."]' \
+	$(BIN)/anomalygraph ui --port $(UI_PORT)
+
+test: install reference-env browser
 	ANOMALYGRAPH_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python \
 	ANOMALYGRAPH_DATA_ROOTS='["$(abspath $(DATA))", "."]' \
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

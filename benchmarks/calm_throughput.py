@@ -70,15 +70,17 @@ def measure(kind: str, keys: int, data: Path) -> dict[str, float]:
                       | beam.io.WriteToText(str(out / "scores"), num_shards=1, shard_name_template=""))
             result["scored"] = sum(1 for _ in (out / "scores").open())
         else:
-            from anomalygraph.agents.judge import LLMJudge, RuleJudge
+            from anomalygraph.agents.judge import RuleJudge
             from anomalygraph.streaming.config import StreamConfig
             from anomalygraph.streaming.engine import CalmLoop, KeyState
             from anomalygraph.streaming.pipeline import read_output, run_replay
             from anomalygraph.streaming.store import ModelStore
 
-            config = StreamConfig(warmup=WARMUP, neighbours=5, finetune_history=400, forecaster_config=FORECASTER)
-            judge = LLMJudge(None, timeout_s=60) if kind == "ours_embedded" else RuleJudge()
-            run_replay(points, config, out, judge=judge)
+            embedded = kind == "ours_embedded"
+            config = StreamConfig(warmup=WARMUP, neighbours=5, finetune_history=400, forecaster_config=FORECASTER,
+                                  judge="llm" if embedded else "rule")
+            # the LLM judge holds a client (not picklable): the DoFn makes it in setup, as `stream --judge llm` does
+            run_replay(points, config, out, judge=None if embedded else RuleJudge())
             result["scored"] = len(read_output(out, "scored"))
             result["flagged"] = sum(r["flagged"] for r in read_output(out, "scored"))
             result["judged"] = len(read_output(out, "judgments"))

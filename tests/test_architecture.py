@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "anomalygraph"
 
 LAYERS: tuple[str, ...] = (
     "core", "prompts", "data", "metrics", "detectors", "rulebank", "plots",
-    "llm", "tools", "agents", "graphs", "streaming", "evals", "cli",
+    "llm", "tools", "agents", "graphs", "streaming", "evals", "ui", "cli",
 )
 """Bottom to top, as in docs/architecture.md; a module may import its own layer and those below."""
 

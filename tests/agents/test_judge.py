@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from anomalygraph.agents.judge import (
     PROMPTS,
     VARIANTS,
+    FeedbackJudge,
+    FeedbackSpan,
     JudgeCache,
     JudgeContext,
     Judgment,
@@ -23,6 +25,7 @@ from anomalygraph.agents.judge import (
     RuleJudge,
     agreement_rate,
     build_context,
+    point_seconds,
     prompt_values,
     rule_judge,
 )
@@ -303,3 +306,65 @@ def test_fallbacks_are_reported_and_left_out_of_agreement() -> None:
     assert report.per_variant_keep["judge_paraphrase_a"] == 1
     with pytest.raises(ConfigError, match="at least two"):
         agreement_rate(model, [SHIFT], variants=["judge_v1"])
+
+
+# ------------------------------------------------------------------- feedback
+class Recording:
+    """An inner judge that remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def judge(self, context: JudgeContext):
+        self.asked.append(context.point_id)
+        return RuleJudge().judge(context)
+
+
+def stream_context(key: str, seconds: float, base: JudgeContext = SHIFT) -> JudgeContext:
+    """A context named as the stream names points: ``key@<seconds>``, an ISO timestamp."""
+    stamp = pd.Timestamp(seconds, unit="s", tz="UTC").isoformat().replace("+00:00", "Z")
+    return base.model_copy(update={"point_id": f"{key}@{seconds:.6f}", "series_id": key, "timestamp": stamp})
+
+
+def span(key: str, start: float, end: float, label: str, minute: int = 0) -> FeedbackSpan:
+    return FeedbackSpan(key=key, start=start, end=end, label=label, mark=f"{label} mark {minute}",
+                        at=pd.Timestamp("2026-12-02 10:00", tz="UTC") + pd.Timedelta(minutes=minute))
+
+
+def test_a_mark_answers_for_the_points_inside_it_without_asking_the_judge() -> None:
+    inner = Recording()
+    judge = FeedbackJudge(inner, [span("cpu", 100.0, 200.0, "false"), span("cpu", 300.0, 300.0, "real")])
+    # SHIFT is KEEP by the rule; a false-alarm mark makes it REMOVE, and the rule is not asked
+    inside = judge.judge(stream_context("cpu", 150.0))
+    assert (inside.decision, inside.source, inside.prompt_version) == ("REMOVE", "feedback", "feedback@v1")
+    assert inside.reason == "feedback: inside a false mark 0" and inner.asked == []
+    edge = judge.judge(stream_context("cpu", 200.0))  # bounds are inclusive
+    assert edge.source == "feedback" and edge.decision == "REMOVE"
+    spike = judge.judge(stream_context("cpu", 300.0, SPIKE))  # REMOVE by the rule, KEEP by the real mark
+    assert (spike.decision, spike.source) == ("KEEP", "feedback")
+    outside = judge.judge(stream_context("cpu", 250.0))
+    other_key = judge.judge(stream_context("mem", 150.0))
+    assert outside.source == other_key.source == "rule" and inner.asked == ["cpu@250.000000", "mem@150.000000"]
+
+
+def test_of_overlapping_marks_the_latest_decides_and_judge_many_keeps_the_order() -> None:
+    inner = Recording()
+    judge = FeedbackJudge(inner, [span("cpu", 0.0, 100.0, "real", minute=5), span("cpu", 50.0, 60.0, "false", minute=1)])
+    assert judge.judge(stream_context("cpu", 55.0)).decision == "KEEP"  # the real mark is newer
+    contexts = [stream_context("cpu", t) for t in (10.0, 500.0, 55.0, 600.0)]
+    out = judge.judge_many(contexts)
+    assert [p.point_id for p in out] == [c.point_id for c in contexts]
+    assert [p.source for p in out] == ["feedback", "rule", "feedback", "rule"]
+    assert inner.asked == ["cpu@500.000000", "cpu@600.000000"]  # only the unmarked points, in order
+
+
+def test_point_times_come_from_the_id_or_the_timestamp() -> None:
+    assert point_seconds(stream_context("a:b", 1_700_000_000.5)) == 1_700_000_000.5
+    iso = SHIFT.model_copy(update={"point_id": "p", "timestamp": "2024-01-01T00:00:10Z"})
+    assert point_seconds(iso) == pd.Timestamp("2024-01-01T00:00:10Z").timestamp()
+    assert point_seconds(SHIFT.model_copy(update={"timestamp": "step 7"})) == 7.0
+    assert point_seconds(SHIFT.model_copy(update={"timestamp": "whenever"})) is None
+    with pytest.raises(ValidationError):
+        span("cpu", 10.0, 5.0, "real")
+    with pytest.raises(ValidationError):
+        span("cpu", 0.0, 5.0, "maybe")

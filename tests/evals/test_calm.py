@@ -27,6 +27,18 @@ def test_static_never_fine_tunes_and_keep_all_does_on_the_same_points(shared_dat
     assert len(ev.read_rows(tmp_path / "rows.jsonl")) == 3
 
 
+def test_a_warm_up_the_user_sets_is_a_floor_for_every_series(shared_data, tmp_path) -> None:
+    """`--set warmup=N` (TTM needs its context first): the series' own warm-up is used only when longer."""
+    series = load_series(shared_data / FILE)
+    own = ev.warmup_of(series)
+    longer = StreamConfig(forecaster_config=FORECASTER, warmup=own + 200)
+    (row,) = ev.run_calm_eval([("nab", "x", series)], tmp_path / "a", variants=("static",), base=longer)
+    assert row.scored == len(series.values) - own - 200
+    (row,) = ev.run_calm_eval([("nab", "x", series)], tmp_path / "b", variants=("static",),
+                              base=StreamConfig(forecaster_config=FORECASTER, warmup=64))
+    assert row.scored == len(series.values) - own  # shorter than the series' own: the series' wins
+
+
 def test_flag_contexts_are_judgeable_and_centred_on_the_flag(shared_data, tmp_path) -> None:
     series = load_series(shared_data / FILE)
     config = StreamConfig(forecaster_config=FORECASTER, warmup=ev.warmup_of(series), batch_size=ev.NEVER)

@@ -22,17 +22,24 @@ FAST = ["iforest", "sub_pca", "robust_z"]
 DEFAULT_DETECTOR = parse_candidate(BEST_ON_TUNE)[0]  # the default selection's detector always runs
 
 
-@pytest.fixture
-def series_file(tmp_path):
+def write_series(path: Path, *, subtle: bool = False) -> Path:
+    """Two channels with a strong incident at rows 1500..1519; ``subtle`` adds a small latency-only shift at 800..829."""
     rng = np.random.default_rng(0)
     t = np.arange(2000)
     cpu = 50 + 10 * np.sin(2 * np.pi * t / 100) + rng.normal(size=t.size)
     latency = 20 + rng.normal(size=t.size)
     cpu[1500:1520] += 60
     latency[1500:1520] += 30
-    path = tmp_path / "server.csv"
-    pd.DataFrame({"timestamp": pd.date_range("2024-03-01", periods=t.size, freq="1min"), "cpu": cpu, "latency": latency}).to_csv(path, index=False)
+    if subtle:
+        latency[800:830] += 4
+    frame = pd.DataFrame({"timestamp": pd.date_range("2024-03-01", periods=t.size, freq="1min"), "cpu": cpu, "latency": latency})
+    frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def series_file(tmp_path):
+    return write_series(tmp_path / "server.csv")
 
 
 def context(tmp_path, model=None, **kw):

@@ -8,6 +8,9 @@ deterministic :func:`rule_judge` answers instead, with the record saying so
 (``source="fallback"``). Answers are cached by what the model saw, so a replayed stream or a
 repeated evaluation asks the model once per distinct prompt.
 
+:class:`FeedbackJudge` puts users' marks first: a flagged point inside a "real anomaly" mark is
+KEEP, inside a "false alarm" REMOVE (``source="feedback"``), without asking the judge it wraps.
+
 :func:`agreement_rate` is the paper's consistency check: the same contexts under paraphrased
 prompts (same facts, other wording and order) should get the same decisions.
 """
@@ -24,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
@@ -41,7 +45,7 @@ from anomalygraph.prompts import PromptTemplate, load_prompt
 logger = logging.getLogger("anomalygraph.agents.judge")
 
 Decision = Literal["KEEP", "REMOVE"]
-Source = Literal["llm", "rule", "cache", "fallback"]
+Source = Literal["llm", "rule", "cache", "fallback", "feedback"]
 
 PROMPT_FOLDER = "judge"
 VARIANTS: tuple[str, ...] = ("judge_v1", "judge_paraphrase_a", "judge_paraphrase_b")
@@ -206,7 +210,7 @@ class JudgedPoint(_Model):
     reason: str
     source: Source = Field(
         description="llm: the model answered; cache: an earlier identical prompt's answer; rule: a rule judge; "
-        "fallback: the model failed or timed out and the rule judge answered"
+        "fallback: the model failed or timed out and the rule judge answered; feedback: a user's mark on the point decided"
     )
     fallback_reason: str | None = None
     prompt_version: str = Field(description="the prompt's name@version, or the rule's name")
@@ -303,6 +307,103 @@ class KeepAllJudge(_SerialJudge):
         started = time.perf_counter()
         answer = Judgment(decision="KEEP", reason="keep-all control")
         return _record(_check_context(context), answer, "rule", "keep_all@v1", started)
+
+
+# ----------------------------------------------------------------------- feedback
+FEEDBACK_VERSION = "feedback@v1"
+FEEDBACK_DECISION: dict[str, Decision] = {"real": "KEEP", "false": "REMOVE"}
+TIME_TOLERANCE_S = 1e-6
+"""Event times are written with six decimals in point ids; a point this close to a mark's edge is inside it."""
+
+
+class FeedbackSpan(_Model):
+    """A user's mark on one series key, in event time (seconds since the epoch, inclusive bounds).
+
+    The streaming layer turns the marks on a file (rows) into spans per key (its channels); the
+    judge only compares times, so it knows nothing of files or streams.
+    """
+
+    key: str = Field(min_length=1)
+    start: float
+    end: float
+    label: Literal["real", "false"]
+    mark: str = Field(description="the mark in words, e.g. 'false alarm (alice, 2026-12-02 10:14 UTC), rows 10:20'")
+    at: datetime = Field(description="when it was marked: of overlapping marks the latest decides")
+
+    @model_validator(mode="after")
+    def _check(self) -> FeedbackSpan:
+        _finite("start", self.start)
+        _finite("end", self.end)
+        if self.end < self.start:
+            raise ValueError(f"span end {self.end} is before its start {self.start}")
+        return self
+
+
+def point_seconds(context: JudgeContext) -> float | None:
+    """The judged point's event time: from its id (``key@<seconds>``, as the stream names points), else its timestamp."""
+    head, sep, tail = context.point_id.rpartition("@")
+    if sep and head == context.series_id:
+        try:
+            return float(tail)
+        except ValueError:
+            pass
+    text = context.timestamp.strip()
+    if text.startswith("step "):
+        text = text.removeprefix("step ")
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)).timestamp()
+
+
+class FeedbackJudge:
+    """Users' marks first, ``inner`` elsewhere: inside a real-anomaly mark KEEP, inside a false alarm REMOVE.
+
+    The marks are the users' answers for those points, so the inner judge (model or rule) is not
+    asked there; of overlapping marks on one key the latest decides. Evaluations never wrap their
+    judges in this: a mark is a label.
+    """
+
+    def __init__(self, inner: Any, spans: Sequence[FeedbackSpan]) -> None:
+        self.inner = inner
+        self.spans: dict[str, list[FeedbackSpan]] = {}
+        for span in sorted(spans, key=lambda s: s.at):
+            self.spans.setdefault(span.key, []).append(span)
+
+    def span_at(self, key: str, seconds: float | None) -> FeedbackSpan | None:
+        """The latest mark on ``key`` whose interval holds ``seconds``, or None."""
+        if seconds is None:
+            return None
+        inside = [s for s in self.spans.get(key, ()) if s.start - TIME_TOLERANCE_S <= seconds <= s.end + TIME_TOLERANCE_S]
+        return inside[-1] if inside else None
+
+    def _marked(self, context: JudgeContext) -> FeedbackSpan | None:
+        return self.span_at(context.series_id, point_seconds(context))
+
+    def _answer(self, context: JudgeContext, span: FeedbackSpan, started: float) -> JudgedPoint:
+        answer = Judgment(decision=FEEDBACK_DECISION[span.label], reason=f"feedback: inside a {span.mark}")
+        return _record(context, answer, "feedback", FEEDBACK_VERSION, started)
+
+    def judge(self, context: JudgeContext) -> JudgedPoint:
+        started = time.perf_counter()
+        context = _check_context(context)
+        span = self._marked(context)
+        return self.inner.judge(context) if span is None else self._answer(context, span, started)
+
+    def judge_many(self, contexts: Sequence[JudgeContext], max_workers: int = 4) -> list[JudgedPoint]:
+        """The verdicts in input order: the marked ones from the marks, the rest from the inner judge in one call."""
+        started = time.perf_counter()
+        checked = [_check_context(c) for c in contexts]
+        spans = [self._marked(c) for c in checked]
+        rest = [c for c, s in zip(checked, spans, strict=True) if s is None]
+        many = getattr(self.inner, "judge_many", None)
+        answered = iter(many(rest, max_workers=max_workers) if many is not None else [self.inner.judge(c) for c in rest])
+        return [next(answered) if s is None else self._answer(c, s, started) for c, s in zip(checked, spans, strict=True)]
 
 
 # -------------------------------------------------------------------------- cache
@@ -621,12 +722,15 @@ def agreement_rate(
 
 __all__ = [
     "DEFAULT_VARIANT",
+    "FEEDBACK_VERSION",
     "PROMPTS",
     "RULE_VERSION",
     "VARIANTS",
     "AgreementReport",
     "ContextDecisions",
     "Decision",
+    "FeedbackJudge",
+    "FeedbackSpan",
     "Judge",
     "JudgeCache",
     "JudgeContext",
@@ -638,6 +742,7 @@ __all__ = [
     "Source",
     "agreement_rate",
     "build_context",
+    "point_seconds",
     "prompt_values",
     "rule_judge",
 ]

@@ -8,13 +8,11 @@ from standard input when it is not a terminal (one per line), or from an interac
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,12 +37,17 @@ from anomalygraph.graphs.analyst import (
     thread_store,
 )
 from anomalygraph.graphs.analyst.context import DEFAULT_MAX_STEPS
-from anomalygraph.graphs.analyst.graph import THREADS_FILE, turn_input
+from anomalygraph.graphs.analyst.graph import (
+    THREADS_FILE,
+    check_thread_id,
+    new_thread_id,
+    thread_ids,
+    turn_input,
+)
 from anomalygraph.llm.messages import text_of
 from anomalygraph.llm.usage import UsageLogger
 
 ANSWER_NODES = frozenset({"agent", "respond"})
-_THREAD_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 _WAITING = {
     "plan": "choosing the next step",
     "act": "preparing the arguments of {action}",
@@ -62,34 +65,12 @@ def make_model(llm_config: Path | None) -> BaseChatModel:
     return get_chat_model(get_settings(llm_config).llm)
 
 
-def new_thread_id() -> str:
-    return "chat-" + datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def check_thread_id(thread: str) -> str:
-    if not _THREAD_ID.match(thread):
-        raise ConfigError(f"--thread {thread!r}: use 1-100 letters, digits, '.', '_', ':' or '-'")
-    return thread
-
-
 def data_roots_for(file: Path | None, roots: list[Path]) -> list[Path]:
     """The configured roots, plus the folder of a file the user named outside them (naming it is consent)."""
     roots = [Path(r).resolve() for r in roots]
     if file is not None and not any(file.is_relative_to(r) for r in roots):
         roots.append(file.parent)
     return roots
-
-
-def thread_ids(out_dir: Path) -> list[str]:
-    """Threads stored under ``out_dir``, most recently active first."""
-    path = out_dir / THREADS_FILE
-    if not path.exists():
-        return []
-    with thread_store(path) as saver:
-        seen: dict[str, None] = {}
-        for item in saver.list(None):
-            seen.setdefault(item.config["configurable"]["thread_id"], None)
-        return list(seen)
 
 
 # ----------------------------------------------------------------- rendering
@@ -292,10 +273,13 @@ def chat(
     out_dir = out or settings.output.dir / "chat"
     console = Console(highlight=False, soft_wrap=True)
     if list_threads:
-        for tid in thread_ids(out_dir):
+        for tid in thread_ids(out_dir / THREADS_FILE):
             console.print(tid)
         return
-    thread_id = check_thread_id(thread) if thread else new_thread_id()
+    try:
+        thread_id = check_thread_id(thread) if thread else new_thread_id()
+    except ConfigError as exc:
+        raise ConfigError(f"--{exc}") from None
     real_file: Path | None = None
     if file is not None:
         real_file = Path(file).expanduser().resolve()

@@ -52,10 +52,12 @@ def _mount() -> None:
     from anomalygraph.cli.data import app as synthetic_app
     from anomalygraph.cli.eval import app as eval_app
     from anomalygraph.cli.f2a import app as f2a_app
+    from anomalygraph.cli.feedback import feedback_cmd
     from anomalygraph.cli.llm import app as llm_app
     from anomalygraph.cli.rulebank import app as rulebank_app
     from anomalygraph.cli.stream import stream_cmd
     from anomalygraph.cli.train import train_cmd
+    from anomalygraph.cli.ui import ui_cmd
 
     data_app.add_typer(synthetic_app)
     app.add_typer(rulebank_app, name="rulebank")
@@ -63,6 +65,8 @@ def _mount() -> None:
     app.command("chat")(chat)
     app.command("train")(train_cmd)
     app.command("stream")(stream_cmd)
+    app.command("feedback")(feedback_cmd)
+    app.command("ui")(ui_cmd)
     app.add_typer(eval_app, name="eval")
     app.add_typer(f2a_app, name="f2a")
 
@@ -349,6 +353,8 @@ def diagnose_cmd(
 
     Every step is checkpointed in OUT/checkpoints.sqlite; running the same command again after
     a crash resumes from the last completed step.
+
+    Feedback marks on FILE (`anomalygraph feedback FILE --interval START:END --label real|false`) are read: selection switches to the candidate that ranks them strictly better, an interval marked a false alarm is not flagged, and a new mark makes a new run.
 
     Example: anomalygraph diagnose ../shared/data/NAB/data/realKnownCause/nyc_taxi.csv --out out/diagnosis
     """

@@ -3,7 +3,8 @@
 Writes into ``--out``: ``scored.jsonl`` (every point: forecast interval, score, flag, model version),
 ``judgments.jsonl`` (KEEP/REMOVE with reasons), ``models.jsonl`` (each version made live),
 ``rejected.jsonl`` (duplicates and late points, with the reason), ``models/`` (the versioned
-artifacts), ``judgment_log/`` (judgments as written, so a rerun does not ask again), ``config.json``.
+artifacts), ``judgment_log/`` (judgments as written, so a rerun does not ask again), ``config.json``,
+``feedback.json`` (the users' marks the judge took as answers; ``--no-feedback``: none).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -21,6 +22,9 @@ from rich.table import Table
 
 from anomalygraph.cli.common import parse_sets
 from anomalygraph.core.errors import ConfigError, validation_problems
+
+if TYPE_CHECKING:
+    from anomalygraph.agents.judge import FeedbackSpan
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -37,7 +41,7 @@ class Tail:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.offsets: dict[str, int] = {}
-        self.counts = {"points": 0, "flagged": 0, "KEEP": 0, "REMOVE": 0, "rejected": 0}
+        self.counts = {"points": 0, "flagged": 0, "KEEP": 0, "REMOVE": 0, "feedback": 0, "rejected": 0}
         self.versions: dict[str, int] = {}
 
     def poll(self) -> None:
@@ -59,6 +63,7 @@ class Tail:
                     self.counts["flagged"] += bool(record["flagged"])
                 elif tag == "judgments":
                     self.counts[record["decision"]] += 1
+                    self.counts["feedback"] += record.get("source") == "feedback"
                 elif tag == "models":
                     self.versions[record["key"]] = max(self.versions.get(record["key"], 0), record["version"])
                 else:
@@ -67,10 +72,10 @@ class Tail:
     def table(self, runner: str, started: float, running: bool) -> Table:
         seconds = max(time.perf_counter() - started, 1e-9)
         table = Table(title=f"CALM on {runner}" + (" (running)" if running else ""), show_header=True)
-        for name in ("points", "points/s", "flagged", "KEEP", "REMOVE", "rejected", "keys", "model version (max)"):
+        for name in ("points", "points/s", "flagged", "KEEP", "REMOVE", "by feedback", "rejected", "keys", "model version (max)"):
             table.add_column(name, justify="right")
         table.add_row(str(self.counts["points"]), f"{self.counts['points'] / seconds:,.0f}", str(self.counts["flagged"]),
-                      str(self.counts["KEEP"]), str(self.counts["REMOVE"]), str(self.counts["rejected"]),
+                      str(self.counts["KEEP"]), str(self.counts["REMOVE"]), str(self.counts["feedback"]), str(self.counts["rejected"]),
                       str(len(self.versions)), str(max(self.versions.values(), default=0)))
         return table
 
@@ -88,8 +93,11 @@ def stream_cmd(
     runner_args: Annotated[list[str], typer.Option("--runner-arg", help="A Beam pipeline option passed through, e.g. --runner-arg=--job_endpoint=embed (repeatable).")] = [],  # noqa: B006
     disorder: Annotated[int, typer.Option("--disorder", min=0, help="Deliver points up to this many places late (exercises the ordering policy).")] = 0,
     duplicates: Annotated[float, typer.Option("--duplicates", min=0.0, max=1.0, help="Share of points delivered twice.")] = 0.0,
+    feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Take users' marks on each source file (`anomalygraph feedback`) as the judge's answer for flagged points inside them: a real anomaly is KEEP, a false alarm REMOVE.")] = True,
 ) -> None:
     """Run CALM over SOURCE: quantile forecasts, IQR flags, the judge, fine-tunes on KEEP batches, model swap.
+
+    Flagged points inside a feedback mark on their file are judged by the mark (source "feedback"), not by the judge; --no-feedback turns that off.
 
     Example: anomalygraph stream --source ../shared/data/NAB/data/realKnownCause/machine_temperature_system_failure.csv --out out/stream/machine
     """
@@ -114,6 +122,12 @@ def stream_cmd(
     create_forecaster(config.forecaster, **config.forecaster_config)  # a bad forecaster or setting fails here, not in a worker
     files = source_files(source)
     points = file_points(files)
+    spans: list[FeedbackSpan] = []
+    if feedback:
+        from anomalygraph.data.feedback import default_store
+        from anomalygraph.streaming.replay import feedback_spans
+
+        spans = feedback_spans(files, default_store())
     if disorder or duplicates:
         points = shuffle(points, max_delay=disorder, duplicates=duplicates)
     out_dir = output or get_settings().output.dir / "stream" / source.stem
@@ -123,11 +137,15 @@ def stream_cmd(
             raise ConfigError("--workers applies to DirectRunner; other runners size themselves")
         extra += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     err.print(f"{len(points):,} points from {len(files)} file(s) on {runner}; writing {out_dir}", highlight=False)
+    if spans:
+        marked = len({s.mark for s in spans})
+        err.print(f"{marked} feedback mark(s) answer for the flagged points inside them (--no-feedback to ignore)",
+                  highlight=False)
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            pl.run_replay(points, config, out_dir, runner=runner, extra_args=extra, speed=speed)
+            pl.run_replay(points, config, out_dir, runner=runner, extra_args=extra, speed=speed, feedback=spans)
         except BaseException as exc:  # re-raised in the main thread
             failure.append(exc)
 

@@ -68,7 +68,19 @@ class OutputSettings(BaseSettings):
     results: Path = Field(Path("results"), description="where `anomalygraph bench` writes by default")
 
 
-SECTION_TITLES = {"data": "data", "llm": "LLM", "output": "output"}
+class UISettings(BaseSettings):
+    """The web workspace (``anomalygraph ui``): ``ANOMALYGRAPH_UI_PORT``, ``ANOMALYGRAPH_UI_MAX_UPLOAD_MB``..."""
+
+    model_config = SettingsConfigDict(env_prefix="ANOMALYGRAPH_UI_", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="address to bind; anything but loopback needs `anomalygraph ui --allow-remote`")
+    port: int = Field(8501, ge=1, le=65535, description="port to serve on")
+    max_upload_mb: float = Field(50.0, gt=0, le=2048, description="largest file the page accepts")
+    uploads: Path | None = Field(None, description="folder uploads go to (default: <output dir>/uploads); the page reads it as one more data root")
+    user: str | None = Field(None, max_length=100, description="name recorded on feedback marks (default: the login name)")
+
+
+SECTION_TITLES = {"data": "data", "llm": "LLM", "output": "output", "ui": "web workspace"}
 
 
 class Settings(BaseSettings):
@@ -79,6 +91,7 @@ class Settings(BaseSettings):
     data: DataSettings = Field(default_factory=DataSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    ui: UISettings = Field(default_factory=UISettings)
     config_file: Path | None = Field(None, description=f"the config file read, if any (${CONFIG_FILE_ENV})")
 
     @classmethod

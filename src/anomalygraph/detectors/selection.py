@@ -19,7 +19,9 @@ diagnosis``) against the best fixed detector and the per-series oracle:
   forecasts, and a PCA's reconstruction error is on no common scale with it.
 
 Nothing here reads labels: a strategy sees score tracks, the fit rows and the synthetic
-anomalies' own mask, nothing else.
+anomalies' own mask, nothing else. :func:`feedback_utility` is apart from the strategies: it scores
+candidates against users' marks on the series being diagnosed (known labels on that series, which
+the diagnosis graph may use to switch tracks), never against evaluation labels.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from anomalygraph.core.errors import ConfigError
+from anomalygraph.core.errors import ConfigError, DataError
+from anomalygraph.core.intervals import mask_to_intervals
 from anomalygraph.core.thresholds import Threshold, percentile_threshold
 from anomalygraph.detectors.fusion import agreement_weights, robust_z
 
@@ -267,3 +270,57 @@ def select(
 def _n_metrics(surrogates: Mapping[str, CandidateSurrogates]) -> int:
     kinds = {k for s in surrogates.values() for k in s.synthetic}
     return len(kinds) + 1
+
+
+def percentile_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each row's rank among all rows of its track, in ``[0, 1]`` (ties share their mean rank)."""
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size < 2:
+        return np.full(scores.shape, 0.5)
+    return (rankdata(scores, method="average") - 1.0) / (scores.size - 1)
+
+
+def feedback_utility(tracks: Mapping[str, np.ndarray], real_mask: np.ndarray, false_mask: np.ndarray) -> dict[str, float]:
+    """How well each candidate track agrees with the user's marks on this series (higher is better).
+
+    Per track, its scores become percentile ranks over all rows (so tracks on any scale compare);
+    each marked interval (a run of a mask) counts its highest rank. Utility = the mean of that over
+    the real-anomaly intervals minus the mean over the false-alarm intervals; with only one kind
+    of mark, only that term. Per interval, not per row, so one long mark does not outweigh many
+    short ones. The marks are known labels on this one series, never evaluation labels.
+    """
+    real_mask, false_mask = np.asarray(real_mask, dtype=bool), np.asarray(false_mask, dtype=bool)
+    if real_mask.shape != false_mask.shape:
+        raise DataError(f"feedback masks differ in length ({real_mask.size} and {false_mask.size} rows)")
+    real, false = mask_to_intervals(real_mask), mask_to_intervals(false_mask)
+    out: dict[str, float] = {}
+    for name, scores in tracks.items():
+        scores = np.asarray(scores)
+        if scores.shape != real_mask.shape:
+            raise DataError(f"track {name!r} has {scores.size} rows, the feedback masks {real_mask.size}")
+        ranks = percentile_ranks(scores)
+        utility = 0.0
+        if real:
+            utility += float(np.mean([ranks[a : b + 1].max() for a, b in real]))
+        if false:
+            utility -= float(np.mean([ranks[a : b + 1].max() for a, b in false]))
+        out[name] = utility
+    return out
+
+
+def marks_right(tracks: Mapping[str, np.ndarray], thresholds: Mapping[str, float], real_mask: np.ndarray,
+                false_mask: np.ndarray) -> dict[str, int]:
+    """How many marked intervals each track, at its own threshold, gets right: a real anomaly it
+    flags (its peak inside is above the threshold), a false alarm it does not flag.
+
+    This is the count a switch must improve: a track that only ranks a false alarm a little lower
+    but would still flag it fixes nothing for the user, while the utility alone would prefer it.
+    """
+    real, false = mask_to_intervals(np.asarray(real_mask, bool)), mask_to_intervals(np.asarray(false_mask, bool))
+    out: dict[str, int] = {}
+    for name, scores in tracks.items():
+        scores, cut = np.asarray(scores), thresholds[name]
+        out[name] = sum(scores[a : b + 1].max() > cut for a, b in real) + sum(scores[a : b + 1].max() <= cut for a, b in false)
+    return out

@@ -127,7 +127,9 @@ def evaluate_series(dataset: str, name: str, series: TimeSeries, variants: Seque
                     judges: Mapping[str, Any], on_row: Callable[[CalmRow], None] | None = None) -> list[CalmRow]:
     """Every variant on one series; the same points, warm-up and scored rows for all."""
     points = univariate_points(series, name)
-    warm = warmup_of(series)
+    # the series' own warm-up (its training split or NAB's probation), never less than a warm-up the
+    # user set (`--set warmup=600`: a forecaster such as TTM needs its context plus a few windows)
+    warm = max(warmup_of(series), base.warmup if "warmup" in base.model_fields_set else 0)
     rows: list[CalmRow] = []
     for variant in variants:
         settings = {**VARIANTS[variant]}

@@ -35,7 +35,14 @@ from apache_beam.transforms.userstate import (
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from anomalygraph.agents.judge import JudgedPoint, KeepAllJudge, LLMJudge, RuleJudge
+from anomalygraph.agents.judge import (
+    FeedbackJudge,
+    FeedbackSpan,
+    JudgedPoint,
+    KeepAllJudge,
+    LLMJudge,
+    RuleJudge,
+)
 from anomalygraph.core.errors import DataError
 from anomalygraph.streaming.config import StreamConfig
 from anomalygraph.streaming.engine import CalmLoop, KeyState, Output
@@ -54,12 +61,31 @@ class End:
         self.timestamp = timestamp
 
 
-def make_judge(kind: str, cache_path: Path | None = None) -> Any:
+def make_judge(kind: str, cache_path: Path | None = None, feedback: Sequence[FeedbackSpan] = ()) -> Any:
+    """The judge a stream's config names; with ``feedback`` spans, users' marks answer first (never in evals)."""
     if kind == "rule":
-        return RuleJudge()
-    if kind == "keep_all":
-        return KeepAllJudge()
-    return LLMJudge(None, cache_path=cache_path)
+        judge: Any = RuleJudge()
+    elif kind == "keep_all":
+        judge = KeepAllJudge()
+    else:
+        judge = LLMJudge(None, cache_path=cache_path)
+    return with_feedback(judge, feedback)
+
+
+def with_feedback(judge: Any, feedback: Sequence[FeedbackSpan]) -> Any:
+    """``judge`` behind the users' marks, or ``judge`` itself when there are none."""
+    return FeedbackJudge(judge, feedback) if feedback else judge
+
+
+def still_valid(judged: dict[str, JudgmentRecord], judge: Any) -> dict[str, JudgmentRecord]:
+    """Logged judgments a rerun may reuse: not those a mark now decides, nor earlier marks' answers.
+
+    A mark made after a run must win over what the judge said then; and a mark's answer is not
+    reused when the marks are off or changed (the points are judged again, by the marks or the judge).
+    """
+    marks = judge if isinstance(judge, FeedbackJudge) else None
+    return {pid: r for pid, r in judged.items()
+            if r.source != "feedback" and (marks is None or marks.span_at(r.key, r.timestamp) is None)}
 
 
 class JudgmentLog:
@@ -108,20 +134,25 @@ class CalmDoFn(beam.DoFn):
     ARMED = ReadModifyWriteStateSpec("armed", PickleCoder())  # (timer time, end marker's time or None)
     RELEASE = TimerSpec("release", TimeDomain.WATERMARK)
 
-    def __init__(self, config: StreamConfig, out_dir: str, judge: Any = None) -> None:
+    def __init__(self, config: StreamConfig, out_dir: str, judge: Any = None,
+                 feedback: Sequence[FeedbackSpan] = ()) -> None:
         self.config_json = config.model_dump_json()
         self.out_dir = out_dir
         self.judge = judge  # a picklable judge object (tests); None: made from the config in setup
+        self.feedback = list(feedback)  # users' marks as event-time spans per key: the judge's answer inside them
         self.loop: CalmLoop | None = None
 
     def setup(self) -> None:
         config = StreamConfig.model_validate_json(self.config_json)
         out = Path(self.out_dir)
         log = JudgmentLog(out / "judgment_log")
-        judge = self.judge or make_judge(config.judge, out / "judge_cache.jsonl")
+        if self.judge is not None:
+            judge = with_feedback(self.judge, self.feedback)
+        else:
+            judge = make_judge(config.judge, out / "judge_cache.jsonl", self.feedback)
         self.log = log
-        self.loop = CalmLoop(config, ModelStore(out / "models"), judge, judged=log.read(), on_judgment=log.write,
-                             on_commit=log.sync)
+        self.loop = CalmLoop(config, ModelStore(out / "models"), judge, judged=still_valid(log.read(), judge),
+                             on_judgment=log.write, on_commit=log.sync)
 
     def teardown(self) -> None:
         if getattr(self, "log", None) is not None:
@@ -183,9 +214,10 @@ def keyed_elements(arrivals: Sequence[Point]) -> list[TimestampedValue]:
     return items + [TimestampedValue((k, End(t)), t) for k, t in last.items()]
 
 
-def calm_outputs(elements: beam.PCollection, config: StreamConfig, out_dir: Path, judge: Any = None) -> Any:
+def calm_outputs(elements: beam.PCollection, config: StreamConfig, out_dir: Path, judge: Any = None,
+                 feedback: Sequence[FeedbackSpan] = ()) -> Any:
     """The CALM transform on ``(key, Point | End)`` elements; tagged JSON outputs, one per record kind."""
-    calm = beam.ParDo(CalmDoFn(config, str(out_dir), judge)).with_input_types(tuple[str, Any])
+    calm = beam.ParDo(CalmDoFn(config, str(out_dir), judge, feedback)).with_input_types(tuple[str, Any])
     return elements | "CALM" >> calm.with_outputs(*OUTPUTS)
 
 
@@ -249,17 +281,21 @@ def paced_source(p: beam.Pipeline, arrivals: Sequence[Point], speed: float, inte
 
 
 def run_replay(arrivals: Sequence[Point], config: StreamConfig, out_dir: Path, *, runner: str = "DirectRunner",
-               extra_args: Sequence[str] = (), judge: Any = None, speed: float | None = None) -> None:
+               extra_args: Sequence[str] = (), judge: Any = None, speed: float | None = None,
+               feedback: Sequence[FeedbackSpan] = ()) -> None:
     """A replay of ``arrivals`` through CALM on ``runner``; outputs in ``out_dir``.
 
     Without ``speed`` it is bounded (batch): every point at once, in arrival order. With ``speed``
     the points arrive in event-time order at that multiple of real time through a streaming source,
-    and records are appended to the output files as they are made.
+    and records are appended to the output files as they are made. ``feedback`` (users' marks as
+    spans, :func:`~.replay.feedback_spans`) answers for the flagged points inside them; they are
+    written to ``feedback.json`` beside ``config.json``.
     """
     if not arrivals:
         raise DataError("nothing to replay: the source has no points")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
+    (out_dir / "feedback.json").write_text(json.dumps([s.model_dump(mode="json") for s in feedback], indent=2))
     streaming = speed is not None
     with beam.Pipeline(options=pipeline_options(runner, extra_args, streaming=streaming)) as p:
         if streaming:
@@ -268,7 +304,7 @@ def run_replay(arrivals: Sequence[Point], config: StreamConfig, out_dir: Path, *
         else:
             elements = p | "replay" >> beam.Create(keyed_elements(arrivals), reshuffle=False).with_output_types(
                 tuple[str, Any])
-        write_outputs(calm_outputs(elements, config, out_dir, judge), out_dir, streaming=streaming)
+        write_outputs(calm_outputs(elements, config, out_dir, judge, feedback), out_dir, streaming=streaming)
 
 
 def read_output(out_dir: Path, tag: str) -> list[dict[str, Any]]:
@@ -292,5 +328,7 @@ __all__ = [
     "pipeline_options",
     "read_output",
     "run_replay",
+    "still_valid",
+    "with_feedback",
     "write_outputs",
 ]

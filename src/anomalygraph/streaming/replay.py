@@ -3,7 +3,8 @@
 A multichannel file becomes one key per channel (``name:channel``): CALM's forecaster and judge are
 univariate, as in the paper. Files without timestamps get one second per row. ``disorder`` shuffles
 points within a bounded delay and repeats some, to exercise the ordering policy the way a real
-source (Kafka, Pub/Sub) delivers points.
+source (Kafka, Pub/Sub) delivers points. :func:`feedback_spans` turns users' marks on a file
+(rows) into event-time spans on its keys, for the judge to take as answers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from anomalygraph.agents.judge import FeedbackSpan
 from anomalygraph.core.errors import DataError
+from anomalygraph.data.feedback import FeedbackStore, mark_rows
 from anomalygraph.data.loaders import load_series
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.streaming.records import Point
@@ -40,14 +43,19 @@ def event_seconds(series: TimeSeries) -> np.ndarray:
     return np.arange(series.length, dtype=np.float64)
 
 
+def series_keys(series: TimeSeries) -> list[str]:
+    """The stream key of each channel: the series' name, or ``name:channel`` for a multichannel file."""
+    multi = series.values.shape[1] > 1
+    channels = series.channels or [f"c{c}" for c in range(series.values.shape[1])]
+    return [f"{series.name}:{channel}" if multi else series.name for channel in channels]
+
+
 def series_points(series: TimeSeries) -> list[Point]:
     """Every value of every channel as a point, in file order."""
     seconds = event_seconds(series)
     labels = series.labels
-    multi = series.values.shape[1] > 1
     points: list[Point] = []
-    for c, channel in enumerate(series.channels or [f"c{c}" for c in range(series.values.shape[1])]):
-        key = f"{series.name}:{channel}" if multi else series.name
+    for c, key in enumerate(series_keys(series)):
         column = series.values[:, c].astype(np.float64)
         points += [Point(key=key, timestamp=float(t), value=float(v), label=None if labels is None else int(labels[i]))
                    for i, (t, v) in enumerate(zip(seconds, column, strict=True))]
@@ -56,6 +64,30 @@ def series_points(series: TimeSeries) -> list[Point]:
 
 def file_points(paths: Sequence[Path]) -> list[Point]:
     return [p for path in paths for p in series_points(load_series(path))]
+
+
+def feedback_spans(paths: Sequence[Path], store: FeedbackStore) -> list[FeedbackSpan]:
+    """The effective marks on each file as event-time spans on every key the file streams as.
+
+    A mark's rows are located in the file as it is now (by time where it has timestamps, see
+    :func:`~anomalygraph.data.feedback.mark_rows`) and become the event seconds of its first and
+    last row, as :func:`event_seconds` gives them to the points.
+    """
+    spans: list[FeedbackSpan] = []
+    for path in paths:
+        marks = store.effective(path)
+        if not marks:
+            continue
+        series = load_series(path)
+        seconds = event_seconds(series)
+        for mark in marks:
+            rows = mark_rows(mark, series)
+            if rows is None:
+                continue
+            spans += [FeedbackSpan(key=key, start=float(seconds[rows[0]]), end=float(seconds[rows[1]]), label=mark.label,
+                                   mark=f"{mark.describe()}, rows {rows[0]}:{rows[1]} of {path.name}", at=mark.at)
+                      for key in series_keys(series)]
+    return spans
 
 
 def disorder(points: Iterable[Point], *, max_delay: int = 0, duplicates: float = 0.0, seed: int = 0) -> list[Point]:

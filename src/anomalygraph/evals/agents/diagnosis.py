@@ -11,6 +11,7 @@ detector to pick is the graph's job. Writes ``diagnosis_eval.md`` and ``diagnosi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -87,7 +88,12 @@ def select_series(data_root: Path, subset: str, names: Sequence[str] | None = No
 
 
 def evaluate_run(dataset: str, path: Path, out_dir: Path, context: DiagnosisContext) -> SeriesRow:
-    """Run the graph on one series and score its fused and single-detector tracks."""
+    """Run the graph on one series and score its fused and single-detector tracks.
+
+    Feedback marks are turned off: they are labels on the series, and an evaluation's only labels
+    are the benchmark's (a mark on an eval file would otherwise leak into the score).
+    """
+    context = dataclasses.replace(context, use_feedback=False)
     series = load_series(path)
     if not has_labelled_events(series):
         return SeriesRow(dataset=dataset, series=series.name, status="skipped: no labelled anomaly in the evaluated rows")

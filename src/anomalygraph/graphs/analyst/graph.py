@@ -10,9 +10,11 @@ later process continues it with its whole history.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,14 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from anomalygraph.agents.analyst.turns import TurnRecord, last_turn
+from anomalygraph.core.errors import ConfigError
 from anomalygraph.graphs.analyst import nodes
 from anomalygraph.graphs.analyst.context import AnalystContext
 from anomalygraph.graphs.analyst.state import AnalystInput, AnalystOutput, AnalystState
 
 NODES_PER_STEP = 3  # plan, act, tools
 THREADS_FILE = "threads.sqlite"
+_THREAD_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
 def recursion_limit(max_steps: int) -> int:
@@ -74,6 +78,28 @@ def thread_store(path: Path) -> Iterator[BaseCheckpointSaver]:
         yield SqliteSaver(conn)
     finally:
         conn.close()
+
+
+def new_thread_id() -> str:
+    return "chat-" + datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def check_thread_id(thread: str) -> str:
+    """A thread id is a file-system and URL-safe name, the same rule in the terminal and the page."""
+    if not _THREAD_ID.match(thread):
+        raise ConfigError(f"thread {thread!r}: use 1-100 letters, digits, '.', '_', ':' or '-'")
+    return thread
+
+
+def thread_ids(threads_file: Path) -> list[str]:
+    """Threads stored in ``threads_file``, most recently active first."""
+    if not threads_file.exists():
+        return []
+    with thread_store(threads_file) as saver:
+        seen: dict[str, None] = {}
+        for item in saver.list(None):
+            seen.setdefault(item.config["configurable"]["thread_id"], None)
+        return list(seen)
 
 
 def run_config(thread_id: str, max_steps: int, callbacks: Sequence[BaseCallbackHandler] = ()) -> RunnableConfig:

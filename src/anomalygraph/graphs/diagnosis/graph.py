@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from anomalygraph.core.errors import AnomalyGraphError
+from anomalygraph.data.feedback import FeedbackMark, marks_digest
 from anomalygraph.graphs.diagnosis import nodes
 from anomalygraph.graphs.diagnosis.state import DiagnosisContext, DiagnosisState, DiagnosisVerdict
+from anomalygraph.tools.context import resolve_in_roots
 
 RECURSION_LIMIT = 25
 
@@ -62,8 +67,14 @@ def run_diagnosis(
     *,
     detectors: list[str] | None = None,
     resume: bool = True,
+    on_update: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> tuple[DiagnosisVerdict, bool]:
-    """Run (or resume) a diagnosis; returns the verdict and whether an earlier run was resumed."""
+    """Run (or resume) a diagnosis; returns the verdict and whether an earlier run was resumed.
+
+    The thread depends on the file's version, the choices and the feedback marks on the file, so
+    a new mark makes a new run rather than returning the stored verdict. ``on_update(node, update)``
+    sees each node as it finishes (the web page's progress).
+    """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +83,11 @@ def run_diagnosis(
         saver = SqliteSaver(conn)
         graph = build_graph(saver)
         choice = f"{context.selection}|{context.threshold_method}|{context.top_k}|{context.contamination}"
-        config = {"configurable": {"thread_id": thread_id(path, out_dir, detectors, choice)}, "recursion_limit": RECURSION_LIMIT}
+        marks = _marks_for_thread(path, context)
+        if marks:  # without marks the thread stays what it was before feedback existed
+            choice += f"|feedback:{marks_digest(marks)}"
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id(path, out_dir, detectors, choice)},
+                                  "recursion_limit": RECURSION_LIMIT}
         snapshot = graph.get_state(config)
         resumed = bool(resume and snapshot.next)
         if snapshot.values and not snapshot.next and resume and "verdict" in snapshot.values:
@@ -80,7 +95,23 @@ def run_diagnosis(
         if not resume:
             saver.delete_thread(config["configurable"]["thread_id"])
         inputs = None if resumed else {"path": path, "out_dir": str(out_dir), "requested": detectors, "notes": []}
-        final = graph.invoke(inputs, config, context=context)
+        if on_update is None:
+            final = graph.invoke(inputs, config, context=context)
+        else:
+            for chunk in graph.stream(inputs, config, context=context, stream_mode="updates"):
+                for node, update in chunk.items():
+                    if node != "__interrupt__":
+                        on_update(node, update or {})
+            final = graph.get_state(config).values
         return DiagnosisVerdict.model_validate(final["verdict"]), resumed
     finally:
         conn.close()
+
+
+def _marks_for_thread(path: str, context: DiagnosisContext) -> list[FeedbackMark]:
+    """The marks the select node will read; none for a file outside the roots (the graph refuses it, in its words)."""
+    try:
+        resolve_in_roots(path, context.roots())
+    except AnomalyGraphError:
+        return []
+    return nodes.feedback_marks(path, context)

@@ -21,6 +21,7 @@ from anomalygraph.core.intervals import scored_intervals
 from anomalygraph.core.thresholds import percentile_threshold
 from anomalygraph.data.cache import cached_series
 from anomalygraph.data.channels import channel_roles, describe_roles, scored_channels
+from anomalygraph.data.feedback import FeedbackMark, feedback_masks, file_sha256, mark_rows
 from anomalygraph.data.periods import estimate_period
 from anomalygraph.data.series import TimeSeries
 from anomalygraph.detectors import affordable_detectors, detector_names, get_detector_class
@@ -38,8 +39,11 @@ from anomalygraph.detectors.selection import (
     DEFAULT_STRATEGY,
     MODEL_STRATEGY,
     PLAN_DETECTORS,
+    Selection,
     check_strategy,
+    feedback_utility,
     fixed_candidate,
+    marks_right,
     surrogate_table,
 )
 from anomalygraph.detectors.selection import (
@@ -47,6 +51,7 @@ from anomalygraph.detectors.selection import (
 )
 from anomalygraph.graphs.context import context_of
 from anomalygraph.graphs.diagnosis.state import (
+    FEEDBACK_PREFIX,
     DetectorPlan,
     DetectorRecord,
     DetectorTask,
@@ -255,7 +260,8 @@ def select(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[st
     series = series_of(state["path"], ctx)
     records = _ok_records(state)
     if not records:
-        return {"notes": ["no detector finished, so there is nothing to select from"]}
+        return {"notes": ["no detector finished, so there is nothing to select from"],
+                "feedback": [m.model_dump(mode="json") for m in feedback_marks(state["path"], ctx)]}
     tracks, planted, per_channel, aliases = {}, {}, {}, {}
     for r in records:
         data = np.load(r.tracks_path, allow_pickle=False)
@@ -283,6 +289,13 @@ def select(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[st
         strategy = "fusion"
     final, chosen = select_track(strategy, tracks, fit_rows=rows, surrogates=surrogates, aliases=aliases,
                                  contamination=ctx.contamination)
+    marks = feedback_marks(state["path"], ctx)
+    located = [(m, mark_rows(m, series)) for m in marks]
+    if marks:
+        final, chosen, feedback_notes = feedback_choice(
+            {n: t for n, t in tracks.items() if n not in aliases}, final, chosen, marks, series,
+            fit_rows=rows, contamination=ctx.contamination)
+        notes += feedback_notes
     separation = max(2, estimate_period(series.values[:, scored_channels(series)[0]]))
     threshold, ranked = rank_intervals(final, fit_rows=rows, method=ctx.threshold_method, contamination=ctx.contamination,
                                        k=min(ctx.top_k, MAX_CANDIDATES), separation=separation, max_candidates=3 * MAX_CANDIDATES)
@@ -299,10 +312,18 @@ def select(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[st
     for rank, iv in enumerate(ranked, start=1):
         who = agreeing(masks, iv.start, iv.end)
         passes = rank <= ctx.top_k if ctx.threshold_method == "top_k" else iv.passes
+        overlapping = sorted((m for m, r in located if r is not None and r[0] <= iv.end and r[1] >= iv.start),
+                             key=lambda m: m.at)
+        # the latest overlapping mark decides: a false alarm unflags, a real anomaly keeps the threshold's call
+        if passes and overlapping and overlapping[-1].label == "false":
+            passes = False
+            notes.append(f"rows {iv.start}..{iv.end} (rank {rank}) are not flagged: marked as a "
+                         f"{overlapping[-1].describe()}")
         findings.append(RankedFinding(
             start=iv.start, end=iv.end, peak=iv.peak, peak_score=iv.peak_score, detectors=who,
             agreement=len(who) / len(records), rank=rank, robust_z=iv.robust_z, passes=passes,
             channels=_drivers(series, chosen.chosen, per_channel, iv.start, iv.end),
+            marks=[m.describe() for m in overlapping],
         ))
     record = SelectionRecord(
         strategy=chosen.strategy, chosen=chosen.chosen, weights=chosen.weights, reason=chosen.reason, threshold=threshold,
@@ -314,7 +335,63 @@ def select(state: DiagnosisState, runtime: Runtime[DiagnosisContext]) -> dict[st
     notes += demoted
     fused_path = scores_file(state["out_dir"], SELECTED)
     np.save(fused_path, final, allow_pickle=False)
-    return {"selection": record.model_dump(mode="json"), "fused_path": str(fused_path), "notes": notes}
+    return {"selection": record.model_dump(mode="json"), "fused_path": str(fused_path), "notes": notes,
+            "feedback": [m.model_dump(mode="json") for m in marks]}
+
+
+CHOSEN_TRACK = "\0chosen"  # the strategy's own scores among the candidates (never a candidate's name)
+
+
+def feedback_marks(path: str, ctx: DiagnosisContext) -> list[FeedbackMark]:
+    """The effective marks on the file a run diagnoses (none when the context turns feedback off)."""
+    store = ctx.feedback_store()
+    if store is None:
+        return []
+    return store.effective(resolve_in_roots(path, ctx.roots()))
+
+
+def feedback_choice(tracks: dict[str, np.ndarray], final: np.ndarray, chosen: Selection, marks: list[FeedbackMark],
+                    series: TimeSeries, *, fit_rows: slice, contamination: float) -> tuple[np.ndarray, Selection, list[str]]:
+    """The strategy's choice, or the candidate that ranks the marked intervals strictly better.
+
+    Marks are known labels on this series: a candidate whose scores put the real anomalies high and
+    the false alarms low (:func:`feedback_utility`) replaces the strategy's track, never on a tie.
+    """
+    real, false = feedback_masks(marks, series.length, series=series)
+    n_real, n_false = (sum(m.label == kind for m in marks) for kind in ("real", "false"))
+    counts = f"{n_real} real-anomaly and {n_false} false-alarm mark(s)"
+    notes = []
+    current = file_sha256(marks[0].path)  # the store holds one file's marks: all share the path
+    if any(m.sha256 != current for m in marks):
+        notes.append("feedback marks were made on another version of the file; their rows are located by time "
+                     "where the series has timestamps")
+    if not (real.any() or false.any()):
+        return final, chosen, [*notes, f"{counts} on this file, none inside the series' rows: selection unchanged"]
+    everything = {CHOSEN_TRACK: final, **tracks}
+    utility = feedback_utility(everything, real, false)
+    cuts = {name: percentile_threshold(np.asarray(s, dtype=np.float64)[fit_rows], contamination).value
+            for name, s in everything.items()}
+    right = marks_right(everything, cuts, real, false)
+    mine, mine_right = utility.pop(CHOSEN_TRACK), right.pop(CHOSEN_TRACK)
+    # a switch must get more of the user's marks right at the candidate's own threshold; the utility
+    # (how high the real marks and how low the false ones rank) only orders candidates that do
+    best = max(utility, key=lambda n: (right[n], utility[n])) if utility else None
+    was = " + ".join(chosen.chosen)
+    total = n_real + n_false
+    if best is None or right[best] <= mine_right:
+        return final, chosen, [*notes, f"feedback ({counts}) kept {was}: it gets {mine_right} of {total} mark(s) right at "
+                                       f"its threshold and no candidate gets more (utility {mine:.2f})"]
+    scores = np.asarray(tracks[best], dtype=np.float64)
+    threshold = percentile_threshold(scores[fit_rows], contamination)
+    switched = Selection(
+        strategy=f"{FEEDBACK_PREFIX}{chosen.strategy}", chosen=[best], weights={best: 1.0},
+        reason=(f"{counts} on this series: {best} gets {right[best]} of {total} right at its threshold and ranks them "
+                f"better (feedback utility {utility[best]:.2f}) than {was} ({mine_right} right, utility {mine:.2f}), which "
+                f"'{chosen.strategy}' chose ({chosen.reason})"),
+        threshold=threshold.model_copy(update={"fitted_on": "the selected scores of the fit rows"}),
+    )
+    return scores, switched, [*notes, f"selection switched from {was} to {best} because of feedback ({counts}; "
+                                      f"right {mine_right} -> {right[best]} of {total}, utility {mine:.2f} -> {utility[best]:.2f})"]
 
 
 def _model_strategy(ctx: DiagnosisContext, state: DiagnosisState, series: TimeSeries,

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from anomalygraph.core.tables import md_row, table_lines
+from anomalygraph.data.feedback import LABEL_TEXT, FeedbackMark
 from anomalygraph.data.series import TimeSeries, row_label
 from anomalygraph.detectors import detector_names, get_detector_class
 from anomalygraph.graphs.diagnosis.state import (
+    FEEDBACK_PREFIX,
     DetectorRecord,
     DiagnosisContext,
     DiagnosisState,
@@ -58,6 +60,7 @@ def write_report(state: DiagnosisState, series: TimeSeries, ctx: DiagnosisContex
         n_channels=series.n_channels, plan=plan, detectors=records, selection=selection, explanations=explanations,
         report_path=str(report_path), plots=[str(overview), *(e.plot_path for e in explanations)],
         model=used_model, prompt_versions=prompts, notes=list(state.get("notes", [])),
+        feedback=[FeedbackMark.model_validate(m) for m in state.get("feedback", [])],
     )
     report_path.write_text(markdown(verdict, series))
     (out / "verdict.json").write_text(verdict.model_dump_json(indent=2))
@@ -79,7 +82,10 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
             + (f" Model's reading: {top.text}" if top.source == "llm" else "")
         )
     elif sel is not None:
-        lines.append(f"**Summary.** No candidate rose above the threshold ({sel.threshold.describe()}); "
+        falses = sum(1 for iv in sel.intervals if iv.marks and iv.marks[-1].startswith(LABEL_TEXT["false"]))
+        unmarked = (f"No candidate is flagged: {falses} ranked interval(s) are marked as false alarms and none other rose "
+                    "above the threshold") if falses else "No candidate rose above the threshold"
+        lines.append(f"**Summary.** {unmarked} ({sel.threshold.describe()}); "
                      f"the {len(sel.intervals)} strongest near misses are ranked below.")
     else:
         lines.append("**Summary.** No detector finished, so there is no verdict.")
@@ -107,11 +113,15 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
                if r.detector in detector_names() and get_detector_class(r.detector).caveat]
     if caveats:
         lines += [""] + [f"Caution: {name} {text}; what it alone flags is listed last." for name, text in caveats]
+    lines += feedback_lines(v)
     if sel is not None:
         weights = ", ".join(f"{name} {w:.2f}" for name, w in sel.weights.items())
         lines += ["", "## Selection", "",
                   f"Strategy `{sel.strategy}`: {sel.reason}; the verdict rests on {weights}. "
                   f"Threshold: {sel.threshold.describe()}.", ""]
+        if sel.strategy.startswith(FEEDBACK_PREFIX):
+            lines += [f"Selection switched because of feedback: the strategy `{sel.strategy.removeprefix(FEEDBACK_PREFIX)}` "
+                      f"chose another track, and `{' + '.join(sel.chosen)}` ranks the marked intervals better.", ""]
         ranked = sorted(((s.rank, n) for n, s in sel.surrogates.items() if s.rank is not None))
         if ranked:
             lines += ["Surrogate metrics of every candidate (no labels: VUS-PR on anomalies planted in the fit rows, "
@@ -123,12 +133,15 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
                                      *(_f(s.synthetic.get(k)) for k in ("all", "point", "level", "shape")), _f(s.centrality)]))
             lines.append("")
         lines += ["## Ranked intervals", "",
-                  "Candidate intervals of the selected track, strongest first; `flagged` marks those above the threshold.", "",
-                  *table_lines(["#", "start", "end", "peak z", "flagged", "agreement", "detectors", "channels"])]
-        for iv in sorted(sel.intervals, key=lambda iv: iv.rank)[:20]:
+                  "Candidate intervals of the selected track, strongest first; `flagged` marks those above the threshold "
+                  "(unless marked as a false alarm); `marks` lists the feedback on each.", "",
+                  *table_lines(["#", "start", "end", "peak z", "flagged", "agreement", "detectors", "channels", "marks"])]
+        shown = sorted(sel.intervals, key=lambda iv: iv.rank)
+        # every interval that carries a mark is listed, even past the first 20
+        for iv in [iv for k, iv in enumerate(shown) if k < 20 or iv.marks]:
             lines.append(md_row([iv.rank, row_label(iv.start, series.timestamps), row_label(iv.end, series.timestamps),
                                  f"{iv.robust_z:.1f}", "yes" if iv.passes else "no", f"{iv.agreement:.0%}",
-                                 ", ".join(iv.detectors) or "-", ", ".join(iv.channels) or "-"]))
+                                 ", ".join(iv.detectors) or "-", ", ".join(iv.channels) or "-", "; ".join(iv.marks) or "-"]))
     for k, e in enumerate(v.explanations, start=1):
         state = "flagged" if e.interval.passes else "near miss, below the threshold"
         lines += ["", f"### Interval {k} ({state}): {e.start_time or e.interval.start} .. {e.end_time or e.interval.end}", "",
@@ -137,6 +150,23 @@ def markdown(v: DiagnosisVerdict, series: TimeSeries) -> str:
     if v.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in v.notes]
     return "\n".join(lines) + "\n"
+
+
+def feedback_lines(v: DiagnosisVerdict) -> list[str]:
+    """The Feedback section: every mark the run used, with its rows, times, label, who, when and on what."""
+    if not v.feedback:
+        return []
+    real = sum(m.label == "real" for m in v.feedback)
+    lines = ["", "## Feedback", "",
+             f"{len(v.feedback)} mark(s) on this file ({real} real anomaly, {len(v.feedback) - real} false alarm), "
+             "the latest per interval. They are known labels on this series: selection switches to a candidate "
+             "only when it gets more of them right at its own threshold, and a false alarm is never flagged.", "",
+             *table_lines(["rows", "start", "end", "label", "by", "at (UTC)", "made on", "rank then", "note"])]
+    for m in v.feedback:
+        lines.append(md_row([m.rows, m.start_time or f"row {m.start}", m.end_time or f"row {m.end}", LABEL_TEXT[m.label],
+                             m.user, f"{m.at:%Y-%m-%d %H:%M:%S}", m.verdict or "-",
+                             "-" if m.interval_rank is None else m.interval_rank, m.note or "-"]))
+    return lines
 
 
 def _f(value: float | None) -> str:

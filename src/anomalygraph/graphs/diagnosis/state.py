@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from anomalygraph.core.thresholds import Threshold, ThresholdMethod
+from anomalygraph.data.feedback import FeedbackMark, FeedbackStore, default_store
 from anomalygraph.detectors.fusion import FusedInterval
 from anomalygraph.detectors.selection import DEFAULT_STRATEGY, CandidateSurrogates
 from anomalygraph.graphs.context import RunContext
+
+FEEDBACK_PREFIX = "feedback>"
+"""Prefix of the selection strategy when feedback marks switched the strategy's choice (``feedback>best_on_tune``)."""
 
 
 class DetectorPlan(BaseModel):
@@ -57,6 +62,8 @@ class RankedFinding(FusedInterval):
     robust_z: float = Field(description="peak above the fit rows' median, in 1.4826 MAD")
     passes: bool
     channels: list[str] = Field(default_factory=list, description="channels whose own scores drove it, strongest first")
+    marks: list[str] = Field(default_factory=list, description="feedback marks overlapping it, e.g. "
+                             "'false alarm (alice, 2026-12-02 10:14 UTC)'; a false alarm unflags it")
 
 
 class SelectionRecord(BaseModel):
@@ -104,6 +111,7 @@ class DiagnosisVerdict(BaseModel):
     model: str | None
     prompt_versions: list[str]
     notes: list[str]
+    feedback: list[FeedbackMark] = Field(default_factory=list, description="the effective feedback marks the run used")
 
 
 class DiagnosisState(TypedDict, total=False):
@@ -117,6 +125,7 @@ class DiagnosisState(TypedDict, total=False):
     selection: dict[str, Any]
     fused_path: str
     explanations: list[dict[str, Any]]
+    feedback: list[dict[str, Any]]
     verdict: dict[str, Any]
     notes: Annotated[list[str], operator.add]
 
@@ -134,6 +143,8 @@ class DiagnosisContext(RunContext):
     """Run-time settings, kept out of the checkpointed state (see :class:`RunContext`).
 
     With ``model=None`` the plan is rule-based and the explanations are the measured statistics.
+    ``feedback_dir``: the feedback store the selection reads marks from (``None``: the settings'
+    ``<output.dir>/feedback``); ``use_feedback=False`` ignores marks (evaluations do).
     """
 
     max_explanations: int = 3
@@ -142,3 +153,16 @@ class DiagnosisContext(RunContext):
     selection: str = DEFAULT_STRATEGY
     threshold_method: ThresholdMethod = "percentile"
     top_k: int = 5
+    feedback_dir: str | None = None
+    use_feedback: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.feedback_dir is not None:
+            self.feedback_dir = str(self.feedback_dir)
+
+    def feedback_store(self) -> FeedbackStore | None:
+        """Where this run's marks are read from; None when feedback is off."""
+        if not self.use_feedback:
+            return None
+        return default_store() if self.feedback_dir is None else FeedbackStore(Path(self.feedback_dir))

@@ -11,7 +11,7 @@ offset, so no two keys are equal), on the DirectRunner (in-memory) in a fresh pr
 * memory per key: the pickled ``KeyState`` Beam stores per key, the artifact bytes on disk, and the
   process's peak RSS.
 
-``--embedded`` adds one row with the embedded LLM judge (one key, slow on CPU: seconds per judgment).
+``--embedded`` adds one row with the embedded LLM judge (one key, 1,000 points: seconds per judgment on CPU).
 
 Run (CPU; about 10 minutes on 2 cores):
 
@@ -38,7 +38,12 @@ FORECASTER = {"context_length": 32, "horizon": 4, "hidden": 16, "epochs": 5, "th
 WARMUP = 100
 
 
-def points_per_key(keys: int) -> int:
+EMBEDDED_POINTS = 1_000  # the LLM judge takes seconds per flag on this CPU: a short stream keeps the row minutes long
+
+
+def points_per_key(keys: int, kind: str = "ours") -> int:
+    if kind == "ours_embedded":
+        return EMBEDDED_POINTS
     return max(150, 20_000 // keys)  # at least the warm-up (100) and 50 scored points per key
 
 
@@ -54,7 +59,7 @@ def measure(kind: str, keys: int, data: Path) -> dict[str, float]:
     """Runs in the child process."""
     import apache_beam as beam
 
-    points = keyed_points(data, keys, points_per_key(keys))
+    points = keyed_points(data, keys, points_per_key(keys, kind))
     started = time.perf_counter()
     result: dict[str, float] = {"points": len(points)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +93,7 @@ def measure(kind: str, keys: int, data: Path) -> dict[str, float]:
             result["artifact_kb_per_key"] = sum(f.stat().st_size for f in (out / "models").rglob("*") if f.is_file()) / 1024 / keys
             # the state Beam keeps per key, measured on the same loop outside Beam for one key
             loop, state = CalmLoop(config, ModelStore(out / "probe"), RuleJudge()), KeyState()
-            for p in points[: points_per_key(keys)]:
+            for p in points[: points_per_key(keys, kind)]:
                 list(loop.add(state, p))
                 list(loop.release(state, p.key, p.timestamp))
             result["state_kb_per_key"] = len(pickle.dumps(state)) / 1024

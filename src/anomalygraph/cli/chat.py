@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
 from rich.live import Live
@@ -26,6 +26,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.status import Status
 
+from anomalygraph.agents.analyst.turns import split_turns
 from anomalygraph.agents.analyst.view import render_call
 from anomalygraph.core.errors import AnomalyGraphError, ConfigError, DataError
 from anomalygraph.graphs.analyst import (
@@ -42,12 +43,11 @@ from anomalygraph.graphs.analyst.graph import (
     check_thread_id,
     new_thread_id,
     thread_ids,
+    turn_events,
     turn_input,
 )
-from anomalygraph.llm.messages import text_of
 from anomalygraph.llm.usage import UsageLogger
 
-ANSWER_NODES = frozenset({"agent", "respond"})
 _WAITING = {
     "plan": "choosing the next step",
     "act": "preparing the arguments of {action}",
@@ -168,12 +168,7 @@ class TurnView:
 
 
 def print_history(console: Console, messages: list[BaseMessage]) -> None:
-    turns: list[list[BaseMessage]] = []
-    for m in messages:
-        if isinstance(m, HumanMessage) or not turns:
-            turns.append([])
-        turns[-1].append(m)
-    for turn in turns:
+    for turn in split_turns(messages):
         record = last_turn(turn)
         console.print(f"[bold]you:[/] {escape(record.question)}")
         if record.calls:
@@ -202,24 +197,15 @@ def stream_turn(
     config = run_config(thread, context.max_steps, [usage])
     view = TurnView(console)
     try:
-        for mode, chunk in graph.stream(
-            turn_input(question, file), config, context=context, stream_mode=["messages", "custom", "tasks", "updates"]
-        ):
-            if mode == "custom" and isinstance(chunk, dict):
-                view.tool_event(chunk)
-            elif mode == "messages":
-                message, meta = chunk
-                if isinstance(message, AIMessageChunk) and meta.get("langgraph_node") in ANSWER_NODES:
-                    text = text_of(message)
-                    if text:
-                        view.token(text)
-            elif mode == "tasks" and "input" in chunk:
-                values = chunk["input"] if isinstance(chunk["input"], dict) else {}
-                view.node_started(chunk["name"], values)
-            elif mode == "updates" and isinstance(chunk, dict):
-                action = (chunk.get("plan") or {}).get("next_action")
-                if action:
-                    view.planned(action)
+        for kind, data in turn_events(graph, turn_input(question, file), config, context):
+            if kind == "tool":
+                view.tool_event(data)
+            elif kind == "token":
+                view.token(data)
+            elif kind == "node":
+                view.node_started(*data)
+            elif kind == "planned":
+                view.planned(data)
     finally:
         view.close()
     values = graph.get_state(config).values

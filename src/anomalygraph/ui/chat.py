@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from pydantic import BaseModel, Field
 
+from anomalygraph.agents.analyst.turns import split_turns
 from anomalygraph.agents.analyst.view import render_call
 from anomalygraph.graphs.analyst import (
     AnalystContext,
@@ -22,11 +23,16 @@ from anomalygraph.graphs.analyst import (
     thread_store,
 )
 from anomalygraph.graphs.analyst.context import DEFAULT_MAX_STEPS
-from anomalygraph.graphs.analyst.graph import THREADS_FILE, check_thread_id, thread_ids, turn_input
+from anomalygraph.graphs.analyst.graph import (
+    THREADS_FILE,
+    check_thread_id,
+    thread_ids,
+    turn_events,
+    turn_input,
+)
 from anomalygraph.llm.messages import text_of
 from anomalygraph.ui.render import markdown_html
 
-ANSWER_NODES = frozenset({"agent", "respond"})
 NAMES_FILE = "thread_names.json"
 Event = dict[str, Any]
 
@@ -123,18 +129,13 @@ class ChatService:
             graph = build_graph(saver)
             stored = graph.get_state({"configurable": {"thread_id": thread}}).values.get("file")
             send_file = file if file and file != stored else None
-            for mode, chunk in graph.stream(turn_input(question, send_file), config, context=context,
-                                            stream_mode=["messages", "custom", "tasks"]):
-                if mode == "custom" and isinstance(chunk, dict) and chunk.get("event") in ("tool_start", "tool_end"):
-                    yield self._tool_event(chunk)
-                elif mode == "messages":
-                    message, meta = chunk
-                    if isinstance(message, AIMessageChunk) and meta.get("langgraph_node") in ANSWER_NODES:
-                        text = text_of(message)
-                        if text:
-                            yield {"type": "token", "text": text}
-                elif mode == "tasks" and "input" in chunk:
-                    yield {"type": "node", "node": chunk["name"]}
+            for kind, data in turn_events(graph, turn_input(question, send_file), config, context):
+                if kind == "tool":
+                    yield self._tool_event(data)
+                elif kind == "token":
+                    yield {"type": "token", "text": data}
+                elif kind == "node":
+                    yield {"type": "node", "node": data[0]}
             values = graph.get_state(config).values
         turn = last_turn(values.get("messages", []), values.get("notes"))
         yield {"type": "done", "thread": thread, "answer_html": markdown_html(turn.answer or ""),
@@ -152,13 +153,8 @@ class ChatService:
 
 def turns_of(messages: list[BaseMessage], plot_url: Callable[[str], str]) -> list[ChatTurn]:
     """Split a thread into turns (one per question) with each tool step's call, result and plot."""
-    groups: list[list[BaseMessage]] = []
-    for m in messages:
-        if isinstance(m, HumanMessage) or not groups:
-            groups.append([])
-        groups[-1].append(m)
     turns = []
-    for group in groups:
+    for group in split_turns(messages):
         record = last_turn(group)
         steps = []
         for m in group:

@@ -83,6 +83,16 @@ def steps_used(messages: list[BaseMessage]) -> int:
     return sum(isinstance(m, ToolMessage) for m in messages[turn_start(messages) :])
 
 
+def split_turns(messages: list[BaseMessage]) -> list[list[BaseMessage]]:
+    """A thread's messages cut into turns, each starting at a question (what came before one is a turn of its own)."""
+    turns: list[list[BaseMessage]] = []
+    for m in messages:
+        if isinstance(m, HumanMessage) or not turns:
+            turns.append([])
+        turns[-1].append(m)
+    return turns
+
+
 def last_turn(messages: list[BaseMessage], notes: list[str] | None = None) -> TurnRecord:
     start = turn_start(messages)
     turn = messages[start:]

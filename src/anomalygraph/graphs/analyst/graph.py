@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -30,6 +30,7 @@ from anomalygraph.core.errors import ConfigError
 from anomalygraph.graphs.analyst import nodes
 from anomalygraph.graphs.analyst.context import AnalystContext
 from anomalygraph.graphs.analyst.state import AnalystInput, AnalystOutput, AnalystState
+from anomalygraph.llm.messages import text_of
 
 NODES_PER_STEP = 3  # plan, act, tools
 THREADS_FILE = "threads.sqlite"
@@ -115,6 +116,32 @@ def turn_input(question: str, file: str | None = None) -> dict[str, Any]:
     if file is not None:
         inputs["file"] = file
     return inputs
+
+
+ANSWER_NODES = frozenset({"agent", "respond"})
+"""Nodes whose model tokens are the answer (the others' are tool arguments or plans)."""
+
+
+def turn_events(graph: CompiledStateGraph, inputs: dict[str, Any], config: RunnableConfig,
+                context: AnalystContext) -> Iterator[tuple[str, Any]]:
+    """One turn's stream, decoded for a display: ``("node", (name, input values))`` as a node starts,
+    ``("planned", action)`` when the planner picks a step, ``("tool", event)`` for the tools node's
+    start / end events, ``("token", text)`` for the answer as it is written."""
+    for mode, chunk in graph.stream(inputs, config, context=context, stream_mode=["messages", "custom", "tasks", "updates"]):
+        if mode == "custom" and isinstance(chunk, dict) and chunk.get("event") in ("tool_start", "tool_end"):
+            yield "tool", chunk
+        elif mode == "messages":
+            message, meta = chunk
+            if isinstance(message, AIMessageChunk) and meta.get("langgraph_node") in ANSWER_NODES:
+                text = text_of(message)
+                if text:
+                    yield "token", text
+        elif mode == "tasks" and "input" in chunk:
+            yield "node", (chunk["name"], chunk["input"] if isinstance(chunk["input"], dict) else {})
+        elif mode == "updates" and isinstance(chunk, dict):
+            action = (chunk.get("plan") or {}).get("next_action")
+            if action:
+                yield "planned", action
 
 
 def ask(

@@ -369,9 +369,9 @@ def feedback_choice(tracks: dict[str, np.ndarray], final: np.ndarray, chosen: Se
         return final, chosen, [*notes, f"{counts} on this file, none inside the series' rows: selection unchanged"]
     everything = {CHOSEN_TRACK: final, **tracks}
     utility = feedback_utility(everything, real, false)
-    cuts = {name: percentile_threshold(np.asarray(s, dtype=np.float64)[fit_rows], contamination).value
-            for name, s in everything.items()}
-    right = marks_right(everything, cuts, real, false)
+    thresholds = {name: percentile_threshold(np.asarray(s, dtype=np.float64)[fit_rows], contamination)
+                  for name, s in everything.items()}
+    right = marks_right(everything, {name: t.value for name, t in thresholds.items()}, real, false)
     mine, mine_right = utility.pop(CHOSEN_TRACK), right.pop(CHOSEN_TRACK)
     # a switch must get more of the user's marks right at the candidate's own threshold; the utility
     # (how high the real marks and how low the false ones rank) only orders candidates that do
@@ -381,8 +381,7 @@ def feedback_choice(tracks: dict[str, np.ndarray], final: np.ndarray, chosen: Se
     if best is None or right[best] <= mine_right:
         return final, chosen, [*notes, f"feedback ({counts}) kept {was}: it gets {mine_right} of {total} mark(s) right at "
                                        f"its threshold and no candidate gets more (utility {mine:.2f})"]
-    scores = np.asarray(tracks[best], dtype=np.float64)
-    threshold = percentile_threshold(scores[fit_rows], contamination)
+    scores, threshold = np.asarray(tracks[best], dtype=np.float64), thresholds[best]
     switched = Selection(
         strategy=f"{FEEDBACK_PREFIX}{chosen.strategy}", chosen=[best], weights={best: 1.0},
         reason=(f"{counts} on this series: {best} gets {right[best]} of {total} right at its threshold and ranks them "

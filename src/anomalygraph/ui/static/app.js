@@ -35,11 +35,11 @@ async function api(path, options = {}) {
   return body;
 }
 
-const postJSON = (path, body) => ({ method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+const postJSON = (body) => ({ method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
 // Read an NDJSON stream, calling onEvent for each object as it arrives.
 async function stream(path, body, onEvent) {
-  const response = await fetch(path, postJSON(path, body));
+  const response = await fetch(path, postJSON(body));
   if (!response.ok) {
     const err = await response.json().catch(() => ({}));
     throw new Error(err.error || err.detail || response.statusText);
@@ -252,7 +252,7 @@ async function mark(button) {
   const row = button.closest("tr");
   const report = button.closest(".report");
   try {
-    const m = await api("/api/feedback", postJSON("/api/feedback", {
+    const m = await api("/api/feedback", postJSON({
       path: report.dataset.path, start: Number(row.dataset.start), end: Number(row.dataset.end), label: button.dataset.label,
       user: user() || null, verdict: report.dataset.verdict, rank: Number(row.dataset.rank),
     }));
@@ -285,7 +285,7 @@ async function showBank(id) {
 async function sampleBank(id) {
   if (!state.file) { toast("choose or upload a file first (Files)"); return; }
   try {
-    const data = await api("/api/rulebanks/sample", postJSON("/api/rulebanks/sample", { bank: id, path: state.file }));
+    const data = await api("/api/rulebanks/sample", postJSON({ bank: id, path: state.file }));
     $("#bank-view").replaceChildren(el("p", {}, `${data.windows} pseudo-anomalous windows`), el("img", { class: "plot", src: data.plot, alt: "rule-bank samples" }));
   } catch (err) { toast(err.message); }
 }
@@ -347,7 +347,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#new-thread").addEventListener("click", () => { setThread(""); $("#transcript").replaceChildren(); loadThreads(); });
   $("#rename-thread").addEventListener("click", async () => {
     if (!state.thread) { toast("ask a first question to start the thread"); return; }
-    try { await api(`/api/threads/${encodeURIComponent(state.thread)}/name`, postJSON("", { name: $("#thread-name").value || state.thread })); loadThreads(); }
+    try { await api(`/api/threads/${encodeURIComponent(state.thread)}/name`, postJSON({ name: $("#thread-name").value || state.thread })); loadThreads(); }
     catch (err) { toast(err.message); }
   });
   $("#upload-form").addEventListener("submit", upload);

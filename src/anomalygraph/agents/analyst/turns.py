@@ -5,6 +5,7 @@ Pure functions over LangChain messages, shared by the analyst graph, the chat CL
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, Literal
 
@@ -83,7 +84,7 @@ def steps_used(messages: list[BaseMessage]) -> int:
     return sum(isinstance(m, ToolMessage) for m in messages[turn_start(messages) :])
 
 
-def split_turns(messages: list[BaseMessage]) -> list[list[BaseMessage]]:
+def split_turns(messages: Sequence[BaseMessage]) -> list[list[BaseMessage]]:
     """A thread's messages cut into turns, each starting at a question (what came before one is a turn of its own)."""
     turns: list[list[BaseMessage]] = []
     for m in messages:

@@ -21,7 +21,7 @@ from langchain_core.messages import (
     trim_messages,
 )
 
-from anomalygraph.agents.analyst.turns import turn_start
+from anomalygraph.agents.analyst.turns import split_turns, turn_start
 from anomalygraph.llm.messages import text_of
 from anomalygraph.prompts import load_prompt
 
@@ -164,7 +164,7 @@ def model_view(messages: Sequence[BaseMessage], *, transcript: Transcript, histo
     current = _shorten_results(messages[start:], history_chars)
     used = sum(len(text_of(m)) for m in current)
     if transcript == "text":
-        return _text_view(_turns(messages[:start]), current, history_chars - used)
+        return _text_view(split_turns(messages[:start]), current, history_chars - used)
     # the longest run of messages that fits, cut back to a question: whole turns, newest first
     earlier = trim_messages(messages[:start], max_tokens=max(history_chars - used, 0), token_counter=_chars,
                             strategy="last", start_on="human", allow_partial=False)
@@ -173,16 +173,6 @@ def model_view(messages: Sequence[BaseMessage], *, transcript: Transcript, histo
 
 def _chars(messages: Sequence[BaseMessage]) -> int:
     return sum(len(text_of(m)) for m in messages)
-
-
-def _turns(messages: Sequence[BaseMessage]) -> list[list[BaseMessage]]:
-    """Messages split at each question."""
-    turns: list[list[BaseMessage]] = []
-    for m in messages:
-        if isinstance(m, HumanMessage) or not turns:
-            turns.append([])
-        turns[-1].append(m)
-    return turns
 
 
 def _calls_by_id(messages: Sequence[BaseMessage]) -> dict[str, tuple[str, Any]]:
